@@ -1,0 +1,1 @@
+"""knotsense.calibration: bench procedures, fitting, acceptance and threshold programming."""

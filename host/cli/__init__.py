@@ -1,0 +1,1 @@
+"""The ``knotsense`` command line: one command, one module per subcommand."""
