@@ -1,0 +1,517 @@
+"""Detectors for contact, release, overpressure and rocking (DESIGN.md, "Detection semantics").
+
+They run on the decimated, filtered stream the pipeline makes (bin centres on
+a regular grid, with jumps where data were missing), vectorised per chunk with
+a Python loop only over state changes. Live, each detector returns an
+:class:`Onset` as soon as the evidence is complete and an :class:`Episode`
+record when the episode closes; offline analysis is the same objects fed the
+whole record. Every decision and every figure is computed from the same bins in
+the same order however the input was chunked, so the records are identical.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from itertools import pairwise
+from typing import Any, ClassVar
+
+import numpy as np
+from knotsense.errors import ConfigurationError
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+_EPS = 1e-6  # seconds: bin times are on a float grid
+
+__all__ = [
+    "ContactDetector",
+    "ContactEpisode",
+    "Episode",
+    "Onset",
+    "OverpressureDetector",
+    "OverpressureEpisode",
+    "ReleaseDetector",
+    "ReleaseEpisode",
+    "RockingDetector",
+    "RockingEpisode",
+]
+
+
+def _r(value: float, nd: int = 4) -> float:
+    return round(float(value), nd)
+
+
+@dataclass(frozen=True)
+class Onset:
+    """Live notice that an episode is confirmed ("release reached", "rocking").
+
+    Attributes:
+        kind: "contact", "release", "overpressure" or "rocking".
+        start: when the episode began (s, data time).
+        detected_at: when the evidence was complete (s, data time): the latency
+            a live user sees is ``detected_at`` minus the true moment.
+    """
+
+    kind: str
+    start: float
+    detected_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "start": _r(self.start), "detected_at": _r(self.detected_at)}
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A closed episode: ``start``/``end`` in data time and when it was closed."""
+
+    kind: ClassVar[str] = ""
+    start: float
+    end: float
+    detected_at: float
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: kind, start, end, duration and the figures (rounded)."""
+        out: dict[str, Any] = {"kind": self.kind}
+        for key, value in asdict(self).items():
+            out[key] = _r(value) if isinstance(value, float) else value
+        out["duration"] = _r(self.duration)
+        return out
+
+
+@dataclass(frozen=True)
+class ContactEpisode(Episode):
+    """Someone on the knob: level above the contact floor."""
+
+    kind: ClassVar[str] = "contact"
+    mean_force: float
+    peak_force: float
+
+
+@dataclass(frozen=True)
+class ReleaseEpisode(Episode):
+    """Sustained release-level pressure held for at least ``hold`` seconds."""
+
+    kind: ClassVar[str] = "release"
+    mean_force: float
+    min_force: float
+    peak_force: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class OverpressureEpisode(Episode):
+    """Level above the user's maximum for longer than the limit (1 s)."""
+
+    kind: ClassVar[str] = "overpressure"
+    peak_force: float
+    limit: float
+
+
+@dataclass(frozen=True)
+class RockingEpisode(Episode):
+    """Deliberate oscillation: dominant frequency, cycles and swing."""
+
+    kind: ClassVar[str] = "rocking"
+    frequency: float
+    cycles: int
+    peak_to_peak: float
+    mean_force: float
+
+
+Event = Onset | Episode
+
+
+class IntervalDetector:
+    """Maximal intervals where ``level >= threshold``, bridging dips up to ``gap`` s.
+
+    An interval that has lasted ``min_duration`` is announced with an
+    :class:`Onset`; when it closes (a dip or hole longer than ``gap``, or
+    ``finish``) it becomes an episode. Reported start/end are the bin edges
+    moved back by ``delay`` (the low-pass group delay), so a ramp through the
+    threshold is dated when the force crossed it, not when the filter did.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(
+        self, threshold: float, gap: float, min_duration: float, dt: float, delay: float = 0.0
+    ) -> None:
+        for name, value in (("threshold", threshold), ("dt", dt)):
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigurationError(f"{self.kind} {name} must be > 0, got {value!r}")
+        if not (math.isfinite(gap) and gap >= 0):
+            raise ConfigurationError(f"{self.kind} gap must be >= 0, got {gap!r}")
+        if not (math.isfinite(min_duration) and min_duration >= 0):
+            raise ConfigurationError(f"{self.kind} duration must be >= 0, got {min_duration!r}")
+        self.threshold, self.gap, self.min_duration = float(threshold), float(gap), min_duration
+        self.dt, self.delay = float(dt), float(delay)
+        self.reset()
+
+    def reset(self) -> None:
+        self._open = False
+        self._reached = False
+        self._start = math.nan  # centre of the first active bin
+        self._last = math.nan  # centre of the last active bin
+        self._t_end = math.nan
+        self._vals: list[FloatArray] = []
+        self._pend: list[FloatArray] = []
+
+    @property
+    def active(self) -> bool:
+        """An announced episode is running (live display)."""
+        return self._open and self._reached
+
+    def _start_time(self) -> float:
+        return self._start - self.dt / 2 - self.delay
+
+    def _close(self, detected_at: float) -> list[Event]:
+        events: list[Event] = []
+        if self._open and self._reached:
+            vals = np.concatenate(self._vals)
+            end = self._last + self.dt / 2 - self.delay
+            events.append(self._episode(self._start_time(), end, detected_at, vals))
+        self._open = self._reached = False
+        self._vals, self._pend = [], []
+        return events
+
+    def _episode(self, start: float, end: float, detected_at: float, vals: FloatArray) -> Episode:
+        raise NotImplementedError
+
+    def process(self, t: ArrayLike, level: ArrayLike) -> list[Event]:
+        """Feed bins (centres *t*, filtered total *level*); returns onsets and closed episodes."""
+        tt = np.asarray(t, dtype=np.float64)
+        vv = np.asarray(level, dtype=np.float64)
+        events: list[Event] = []
+        if tt.size == 0:
+            return events
+        half = self.dt / 2
+        with np.errstate(invalid="ignore"):
+            ia = np.flatnonzero(vv >= self.threshold)
+        if ia.size:
+            ta = tt[ia]
+            prev = np.concatenate(([self._last if self._open else -np.inf], ta[:-1]))
+            new = ta - prev - self.dt > self.gap + _EPS
+            bounds = np.flatnonzero(new).tolist()
+            if not bounds or bounds[0] != 0:
+                bounds.insert(0, 0)  # continuation of the interval open before this chunk
+            bounds.append(ia.size)
+            for a, b in pairwise(bounds):
+                i0, i1 = int(ia[a]), int(ia[b - 1])
+                if new[a]:
+                    if self._open:
+                        j = int(np.searchsorted(tt, self._last + self.gap + _EPS, "right"))
+                        events += self._close(float(tt[j]) + half)
+                    self._open, self._reached = True, False
+                    self._start = float(tt[i0])
+                    self._vals, self._pend = [vv[i0 : i1 + 1]], []
+                else:
+                    self._vals.extend(self._pend)
+                    self._vals.append(vv[: i1 + 1])
+                    self._pend = []
+                self._last = float(tt[i1])
+                if not self._reached:
+                    need = self._start + self.min_duration - self.dt - _EPS
+                    seg = ta[a:b]
+                    r = int(np.searchsorted(seg, need, "left"))
+                    if r < seg.size:
+                        self._reached = True
+                        events.append(Onset(self.kind, self._start_time(), float(seg[r]) + half))
+            if self._open and i1 + 1 < vv.size:
+                self._pend = [vv[i1 + 1 :]]
+        elif self._open:
+            self._pend.append(vv)
+        if self._open:
+            j = int(np.searchsorted(tt, self._last + self.gap + _EPS, "right"))
+            if j < tt.size:
+                events += self._close(float(tt[j]) + half)
+        self._t_end = float(tt[-1])
+        return events
+
+    def finish(self) -> list[Event]:
+        """Close an open episode at the end of the data."""
+        if not self._open:
+            return []
+        return self._close(self._t_end + self.dt / 2)
+
+
+class ContactDetector(IntervalDetector):
+    """Contact: level above a small floor (default 5 N); splits a session into contacts."""
+
+    kind: ClassVar[str] = "contact"
+
+    def _episode(self, start: float, end: float, detected_at: float, vals: FloatArray) -> Episode:
+        return ContactEpisode(start, end, detected_at, float(vals.mean()), float(vals.max()))
+
+
+class ReleaseDetector(IntervalDetector):
+    """Release: level >= threshold, dips <= ``gap`` bridged, lasting >= ``hold``."""
+
+    kind: ClassVar[str] = "release"
+
+    def __init__(
+        self,
+        threshold: float,
+        dt: float,
+        hold: float = 60.0,
+        gap: float = 2.0,
+        delay: float = 0.0,
+    ) -> None:
+        if not (math.isfinite(hold) and hold > 0):
+            raise ConfigurationError(f"release hold must be > 0 s, got {hold!r}")
+        super().__init__(threshold, gap, hold, dt, delay)
+
+    def _episode(self, start: float, end: float, detected_at: float, vals: FloatArray) -> Episode:
+        return ReleaseEpisode(
+            start,
+            end,
+            detected_at,
+            float(vals.mean()),
+            float(vals.min()),
+            float(vals.max()),
+            self.threshold,
+        )
+
+
+class OverpressureDetector(IntervalDetector):
+    """Overpressure: level above the user's maximum for longer than ``min_duration`` (1 s)."""
+
+    kind: ClassVar[str] = "overpressure"
+
+    def __init__(
+        self,
+        max_force: float,
+        dt: float,
+        min_duration: float = 1.0,
+        gap: float = 0.25,
+        delay: float = 0.0,
+    ) -> None:
+        super().__init__(max_force, gap, min_duration, dt, delay)
+
+    def _episode(self, start: float, end: float, detected_at: float, vals: FloatArray) -> Episode:
+        return OverpressureEpisode(start, end, detected_at, float(vals.max()), self.threshold)
+
+
+@dataclass
+class _Cycle:
+    start: float
+    end: float
+    p2p: float
+    mean: float
+
+
+class RockingDetector:
+    """Rocking: >= ``min_cycles`` consecutive cycles at ``min_freq``-``max_freq`` Hz whose
+    peak-to-peak reaches ``max(min_p2p, rel_p2p * mean force)``.
+
+    Cycles are cut at upward zero crossings of the band-passed force (a Schmitt
+    trigger at +-``hysteresis`` of the required swing rejects noise), and each is
+    judged on its own period and swing, so breathing (0.15-0.33 Hz, a few % of the
+    load) fails twice. A cycle whose period differs from the previous one by more
+    than ``max_ratio`` starts a new run (a breath merged with a rocking cycle).
+    ``tolerance`` widens the band by 10 % for jitter in the
+    period estimate. The onset fires when the ``min_cycles``-th cycle completes;
+    the episode closes at the first cycle that fails (or when no cycle completes
+    within the longest allowed period).
+    """
+
+    kind: ClassVar[str] = "rocking"
+
+    def __init__(
+        self,
+        dt: float,
+        min_freq: float = 0.4,
+        max_freq: float = 3.0,
+        min_p2p: float = 8.0,
+        rel_p2p: float = 0.15,
+        min_cycles: int = 3,
+        hysteresis: float = 0.15,
+        tolerance: float = 0.1,
+        max_ratio: float = 1.5,
+    ) -> None:
+        if not 0 < min_freq < max_freq:
+            raise ConfigurationError(f"rocking band {min_freq}-{max_freq} Hz is not ordered")
+        if max_freq * (1 + tolerance) >= 0.5 / dt:
+            raise ConfigurationError(f"rocking max frequency {max_freq} Hz is too close to Nyquist")
+        if min_cycles < 1 or min_p2p < 0 or rel_p2p < 0:
+            raise ConfigurationError("rocking needs min_cycles >= 1 and non-negative swings")
+        self.dt = float(dt)
+        self.min_freq, self.max_freq = float(min_freq), float(max_freq)
+        self.min_p2p, self.rel_p2p = float(min_p2p), float(rel_p2p)
+        self.min_cycles = int(min_cycles)
+        self.hysteresis, self.tolerance = float(hysteresis), float(tolerance)
+        self.max_ratio = float(max_ratio)
+        self.min_period = 1.0 / (self.max_freq * (1 + tolerance))
+        self.max_period = 1.0 / (self.min_freq * (1 - tolerance))
+        self.reset()
+
+    def reset(self) -> None:
+        self._run: list[_Cycle] = []
+        self._run_floor = -math.inf  # a look-back never reaches into the previous episode
+        self._t_end = math.nan
+        self._reset_cycles()
+
+    def _reset_cycles(self) -> None:
+        self._state = 0
+        self._zc = math.nan
+        self._b_last = math.nan
+        self._prev_t = math.nan
+        self._prev_x = math.nan
+        self._buf_t = np.empty(0)
+        self._buf_x = np.empty(0)
+        self._buf_m = np.empty(0)
+
+    @property
+    def active(self) -> bool:
+        return len(self._run) >= self.min_cycles
+
+    def _close_run(self, detected_at: float) -> list[Event]:
+        run, self._run = self._run, []
+        if len(run) < self.min_cycles:
+            return []
+        self._run_floor = run[-1].end
+        start, end = run[0].start, run[-1].end
+        return [
+            RockingEpisode(
+                start,
+                end,
+                detected_at,
+                len(run) / (end - start),
+                len(run),
+                float(np.median([c.p2p for c in run])),
+                float(np.mean([c.mean for c in run])),
+            )
+        ]
+
+    def process(self, t: ArrayLike, osc: ArrayLike, level: ArrayLike) -> list[Event]:
+        """Feed bins: centres *t*, band-passed force *osc*, filtered total *level*."""
+        tt = np.asarray(t, dtype=np.float64)
+        xx = np.asarray(osc, dtype=np.float64)
+        mm = np.asarray(level, dtype=np.float64)
+        events: list[Event] = []
+        if tt.size == 0:
+            return events
+        steps = np.diff(tt, prepend=self._prev_t if math.isfinite(self._prev_t) else tt[0])
+        jumps = np.flatnonzero(steps > 1.5 * self.dt).tolist()
+        bounds = [0, *jumps, tt.size]
+        for a, b in pairwise(bounds):
+            if a == b:
+                continue
+            if a in jumps:  # a hole in the data breaks any run
+                events += self._close_run(float(tt[a]) + self.dt / 2)
+                self._reset_cycles()
+                self._run_floor = float(tt[a])
+            events += self._segment(tt[a:b], xx[a:b], mm[a:b])
+        self._t_end = float(tt[-1])
+        return events
+
+    def _segment(self, t: FloatArray, x: FloatArray, m: FloatArray) -> list[Event]:
+        events: list[Event] = []
+        half = self.dt / 2
+        # Upward zero crossings, interpolated; the previous bin joins for the first one.
+        et = np.concatenate(([self._prev_t], t))
+        ex = np.concatenate(([self._prev_x], x))
+        with np.errstate(invalid="ignore"):
+            zi = np.flatnonzero((ex[:-1] <= 0) & (ex[1:] > 0))
+        zt = et[zi] + (-ex[zi]) / (ex[zi + 1] - ex[zi]) * (et[zi + 1] - et[zi])
+        # Schmitt trigger state per bin, carried across chunks.
+        h = self.hysteresis * np.maximum(self.min_p2p, self.rel_p2p * m)
+        s = np.where(x > h, 1, np.where(x < -h, -1, 0))
+        idx = np.maximum.accumulate(np.where(s != 0, np.arange(s.size), -1))
+        st = np.where(idx >= 0, s[np.maximum(idx, 0)], self._state)
+        before = np.concatenate(([self._state], st[:-1]))
+        rises = np.flatnonzero((st == 1) & (before == -1))
+        pos = np.searchsorted(zi, rises, "right") - 1  # zi[k] is the chunk index of the crossing
+        bounds_t = np.where(pos >= 0, zt[np.maximum(pos, 0)] if zt.size else math.nan, self._zc)
+        # Bins of the cycle in progress plus this chunk.
+        at = np.concatenate((self._buf_t, t))
+        ax = np.concatenate((self._buf_x, x))
+        am = np.concatenate((self._buf_m, m))
+        for r, bt in zip(rises.tolist(), bounds_t.tolist(), strict=True):
+            rise_t = float(t[r])
+            prev = self._b_last
+            self._b_last = bt
+            if not math.isfinite(prev):
+                continue
+            period = bt - prev
+            ok = self.min_period <= period <= self.max_period
+            if ok:
+                lo = int(np.searchsorted(at, prev, "left"))
+                hi = int(np.searchsorted(at, bt, "left"))
+                seg_x, seg_m = ax[lo:hi], am[lo:hi]
+                ok = hi > lo
+            if ok:
+                p2p = float(seg_x.max() - seg_x.min())
+                mean = float(seg_m.mean())
+                ok = p2p >= max(self.min_p2p, self.rel_p2p * mean)
+            if ok and self._run:
+                # A cycle far from its neighbour's period is not the same rocking
+                # (typically a breath merged with the first or last rocking cycle).
+                ratio = period / (self._run[-1].end - self._run[-1].start)
+                if not 1 / self.max_ratio <= ratio <= self.max_ratio:
+                    events += self._close_run(rise_t + half)
+            if ok:
+                if not self._run:
+                    self._run += self._look_back(at, ax, am, prev, period)
+                self._run.append(_Cycle(prev, bt, p2p, mean))
+                if len(self._run) == self.min_cycles:
+                    events.append(Onset(self.kind, self._run[0].start, rise_t + half))
+            else:
+                detected = rise_t
+                if period > self.max_period:
+                    k = int(np.searchsorted(at, prev + self.max_period + _EPS, "right"))
+                    detected = min(detected, float(at[min(k, at.size - 1)]))
+                events += self._close_run(detected + half)
+        self._state = int(st[-1])
+        if zt.size:
+            self._zc = float(zt[-1])
+        self._prev_t, self._prev_x = float(t[-1]), float(x[-1])
+        # Give up on a cycle longer than allowed: the run ends when that is certain.
+        if math.isfinite(self._b_last) and at[-1] - self._b_last > self.max_period + _EPS:
+            k = int(np.searchsorted(at, self._b_last + self.max_period + _EPS, "right"))
+            events += self._close_run(float(at[k]) + half)
+            self._b_last = math.nan
+        # Keep the bins the next cycle can need: from its start (the last boundary,
+        # or else the last crossing, which no later boundary precedes).
+        anchor = self._b_last if math.isfinite(self._b_last) else self._zc
+        if math.isfinite(anchor):
+            anchor = max(anchor, float(at[-1]) - 10 * self.max_period)  # bound the memory
+            anchor -= self.max_period  # room for the look-back of a first cycle
+            keep = int(np.searchsorted(at, anchor, "left"))
+            self._buf_t, self._buf_x, self._buf_m = at[keep:], ax[keep:], am[keep:]
+        else:
+            self._buf_t = self._buf_x = self._buf_m = np.empty(0)
+        return events
+
+    def _look_back(
+        self, at: FloatArray, ax: FloatArray, am: FloatArray, start: float, period: float
+    ) -> list[_Cycle]:
+        """The cycle just before a run's first one, if it was rocking the trigger missed.
+
+        When rocking starts while the trigger is already high, its first upward
+        crossing is not a boundary and the first cycle would be lost; it is
+        recovered when the window one period earlier swings up then down by the
+        required amount, starting near zero, after the previous run ended.
+        """
+        lo_t = start - period
+        if lo_t < self._run_floor:
+            return []
+        lo = int(np.searchsorted(at, lo_t, "left"))
+        mid = int(np.searchsorted(at, start - period / 2, "left"))
+        hi = int(np.searchsorted(at, start, "left"))
+        if not (lo < mid < hi) or at[lo] - lo_t > self.dt + _EPS:
+            return []
+        mean = float(am[lo:hi].mean())
+        need = max(self.min_p2p, self.rel_p2p * mean)
+        up, down = float(ax[lo:mid].max()), float(ax[mid:hi].min())
+        swings = up - down >= need and up >= 0.35 * need and down <= -0.35 * need
+        if swings and abs(float(ax[lo])) <= 0.25 * (up - down):
+            return [_Cycle(lo_t, start, up - down, mean)]
+        return []
+
+    def finish(self) -> list[Event]:
+        """Close a running episode at the end of the data."""
+        return self._close_run(self._t_end + self.dt / 2)

@@ -1,0 +1,332 @@
+"""Streaming filters with carried state.
+
+Every filter takes ``process(t, x)`` with sample times ``t`` (seconds,
+increasing) and values ``x`` (``(n,)`` or ``(n, k)``), keeps what it needs
+between calls, and returns the same output whatever the chunking -- bit for bit,
+because every output value is computed from the same samples in the same order.
+``reset()`` forgets everything.
+
+Missing data is explicit: NaN samples are skipped (their output is NaN and they
+never enter a filter state), and a step in ``t`` longer than ``max_gap`` restarts
+the filter from the next sample instead of ringing across the hole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import numpy as np
+from knotsense.errors import ConfigurationError
+from numpy.typing import ArrayLike, NDArray
+from scipy import signal
+
+FloatArray = NDArray[np.float64]
+
+__all__ = ["BandPass", "BinAverager", "Binned", "LowPass", "SosFilter", "SpikeFilter"]
+
+
+def _as_tx(t: ArrayLike, x: ArrayLike) -> tuple[FloatArray, FloatArray]:
+    tt = np.asarray(t, dtype=np.float64)
+    xx = np.asarray(x, dtype=np.float64)
+    if tt.ndim != 1 or xx.shape[:1] != tt.shape:
+        raise ConfigurationError(f"t has shape {tt.shape} but x has shape {xx.shape}")
+    return tt, xx
+
+
+def _check_positive(**values: float) -> None:
+    for name, value in values.items():
+        if not (np.isfinite(value) and value > 0):
+            raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+
+
+class SpikeFilter:
+    """Causal Hampel filter: replace impulses by the median of the last ``window`` samples.
+
+    A sample is replaced when it departs from the window median by more than
+    ``max(n_sigmas * 1.4826 * MAD, min_jump)``. Impulses up to ``window // 2``
+    samples long go; steps and oscillations stay. Only samples that jump by more
+    than ``min_jump`` from one of their ``window // 2`` predecessors can be
+    replaced (a median argument), so the exact rule runs on those few
+    candidates and the filter costs a few vector operations per sample.
+    """
+
+    def __init__(
+        self, window: int = 5, n_sigmas: float = 4.0, min_jump: float = 5.0, max_gap: float = 0.5
+    ) -> None:
+        if window < 3 or window % 2 == 0:
+            raise ConfigurationError(f"spike window must be odd and >= 3, got {window}")
+        _check_positive(n_sigmas=n_sigmas, min_jump=min_jump, max_gap=max_gap)
+        self.window, self.n_sigmas, self.min_jump, self.max_gap = (
+            window,
+            n_sigmas,
+            min_jump,
+            max_gap,
+        )
+        self.replaced = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the history (the next ``window - 1`` samples pass unchanged)."""
+        self._hist = np.full(self.window - 1, np.nan)
+        self._last_t = -np.inf
+        self._since = 0
+        self.replaced = 0
+
+    def process(self, t: ArrayLike, x: ArrayLike) -> tuple[FloatArray, NDArray[np.bool_]]:
+        """Cleaned copy of 1-D *x* and a mask of the replaced samples."""
+        tt, xx = _as_tx(t, x)
+        if xx.ndim != 1:
+            raise ConfigurationError("SpikeFilter takes one channel (1-D x)")
+        out = xx.copy()
+        flagged = np.zeros(xx.shape, dtype=bool)
+        valid = ~np.isnan(xx)
+        if valid.all():
+            idx = None
+            tv, xv = tt, xx
+        else:
+            idx = np.flatnonzero(valid)
+            tv, xv = tt[idx], xx[idx]
+        n = xv.size
+        if n == 0:
+            return out, flagged
+        w, half = self.window, self.window // 2
+        ext = np.concatenate((self._hist, xv))
+        # Each sample is judged only on a full window inside its own run of data:
+        # samples before a long gap must not judge samples after it.
+        pos = np.arange(n)
+        is_gap = np.diff(tv, prepend=self._last_t) > self.max_gap
+        seg_start = np.maximum.accumulate(np.where(is_gap, pos, -self._since))
+        judged = pos - seg_start >= w - 1
+        # Candidates: a jump > min_jump from one of the `half` previous samples.
+        cur = ext[w - 1 :]
+        cand = np.zeros(n, dtype=bool)
+        for k in range(1, half + 1):
+            with np.errstate(invalid="ignore"):
+                cand |= np.abs(cur - ext[w - 1 - k : w - 1 - k + n]) > self.min_jump
+        cand &= judged
+        ci = np.flatnonzero(cand)
+        if ci.size:
+            win = np.lib.stride_tricks.sliding_window_view(ext, w)[ci]
+            med = np.median(win, axis=1)
+            mad = np.median(np.abs(win - med[:, None]), axis=1)
+            limit = np.maximum(self.n_sigmas * 1.4826 * mad, self.min_jump)
+            hit = np.abs(win[:, -1] - med) > limit
+            ci, med = ci[hit], med[hit]
+            target = ci if idx is None else idx[ci]
+            out[target] = med
+            flagged[target] = True
+            self.replaced += int(ci.size)
+        # History keeps raw values: the Hampel window judges the input, not the output.
+        tail = ext[-(w - 1) :]
+        self._hist = tail.copy()
+        self._last_t = float(tv[-1])
+        self._since = int(min(n - seg_start[-1], w))
+        return out, flagged
+
+
+class SosFilter:
+    """A streaming IIR filter (second-order sections) at a nominal sample rate.
+
+    Timestamps are assumed to be on the nominal grid; a step longer than
+    ``max_gap`` restarts the filter in its steady state for the next sample, so
+    there is neither ringing across a hole nor a start-up transient.
+    """
+
+    def __init__(self, sos: FloatArray, rate: float, max_gap: float = 0.5) -> None:
+        _check_positive(rate=rate, max_gap=max_gap)
+        self.sos = np.asarray(sos, dtype=np.float64)
+        self.rate = float(rate)
+        self.max_gap = float(max_gap)
+        self._zi_unit = signal.sosfilt_zi(self.sos)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the state; the next sample starts the filter in steady state."""
+        self._zi: FloatArray | None = None
+        self._last_t = -np.inf
+
+    def process(self, t: ArrayLike, x: ArrayLike) -> FloatArray:
+        """Filtered *x* (same shape); NaN where *x* is NaN."""
+        tt, xx = _as_tx(t, x)
+        out = np.full(xx.shape, np.nan)
+        if xx.size == 0:
+            return out
+        cols = xx.reshape(xx.shape[0], -1)
+        valid = ~np.isnan(cols).any(axis=1)
+        if valid.all():
+            rows = None
+            tv, xv = tt, cols
+        else:
+            rows = np.flatnonzero(valid)
+            tv, xv = tt[rows], cols[rows]
+        if tv.size == 0:
+            return out
+        steps = np.diff(tv, prepend=self._last_t)
+        cuts = np.flatnonzero(steps > self.max_gap)
+        bounds = [0, *cuts.tolist(), tv.size]
+        yv = np.empty_like(xv)
+        for a, b in pairwise(bounds):
+            if a == b:
+                continue
+            if a in cuts or self._zi is None:
+                self._zi = self._zi_unit[:, :, None] * xv[a][None, None, :]
+            yv[a:b], self._zi = signal.sosfilt(self.sos, xv[a:b], axis=0, zi=self._zi)
+        self._last_t = float(tv[-1])
+        if rows is None:
+            return yv.reshape(xx.shape)
+        flat = out.reshape(cols.shape)
+        flat[rows] = yv
+        return out
+
+
+class LowPass(SosFilter):
+    """Butterworth low-pass for the pressure level.
+
+    ``delay`` is the group delay at DC in seconds: a ramp comes out exactly that
+    late, so detectors subtract it from the times they report.
+    """
+
+    def __init__(self, cutoff: float, rate: float, order: int = 2, max_gap: float = 0.5) -> None:
+        _check_positive(cutoff=cutoff, rate=rate)
+        if not cutoff < rate / 2:
+            raise ConfigurationError(f"low-pass cutoff {cutoff} Hz must be below {rate / 2} Hz")
+        super().__init__(signal.butter(order, cutoff, fs=rate, output="sos"), rate, max_gap)
+        b, a = signal.sos2tf(self.sos)
+        _, gd = signal.group_delay((b, a), w=[cutoff * 1e-3], fs=rate)
+        self.delay = float(gd[0]) / rate
+
+
+class BandPass(SosFilter):
+    """Butterworth band-pass for the oscillating part of the force."""
+
+    def __init__(
+        self, low: float, high: float, rate: float, order: int = 2, max_gap: float = 0.5
+    ) -> None:
+        _check_positive(low=low, high=high, rate=rate)
+        if not low < high < rate / 2:
+            raise ConfigurationError(
+                f"band {low}-{high} Hz must be ordered and below {rate / 2} Hz"
+            )
+        sos = signal.butter(order, [low, high], btype="band", fs=rate, output="sos")
+        super().__init__(sos, rate, max_gap)
+
+
+@dataclass(frozen=True)
+class Binned:
+    """Output of :class:`BinAverager`: bin centres, means and which bins were filled in."""
+
+    t: FloatArray
+    x: FloatArray
+    filled: NDArray[np.bool_] = field(repr=False)
+    counts: NDArray[np.int64] = field(repr=False)
+
+
+class BinAverager:
+    """Average samples into a fixed time grid (``floor(t * rate)``): a decimator for
+    irregular timestamps.
+
+    A bin is emitted once a sample of a later bin arrives (or at ``finish``), so its
+    mean is always computed from all its samples at once. NaN values and dropped
+    rows do not count. Runs of empty bins up to ``max_fill`` seconds are filled by
+    linear interpolation (``filled`` marks them); longer holes leave a jump in
+    ``t`` that later stages treat as a gap.
+    """
+
+    def __init__(self, rate: float, max_fill: float = 0.5) -> None:
+        _check_positive(rate=rate)
+        self.rate = float(rate)
+        self.dt = 1.0 / self.rate
+        self.max_fill_bins = int(np.floor(max_fill * self.rate + 1e-9))
+        self.reset()
+
+    def reset(self) -> None:
+        self._tail_t = np.empty(0)
+        self._tail_x: FloatArray | None = None
+        self._tail_drop = np.empty(0, dtype=bool)
+        self._last_k: int | None = None
+        self._last_x: FloatArray | None = None
+
+    def _empty(self, k: int) -> Binned:
+        return Binned(np.empty(0), np.empty((0, k)), np.empty(0, bool), np.empty(0, np.int64))
+
+    def process(self, t: ArrayLike, x: ArrayLike, drop: NDArray[np.bool_] | None = None) -> Binned:
+        """Complete bins so far; *drop* marks rows to leave out of every column."""
+        tt, xx = _as_tx(t, x)
+        xx = xx.reshape(xx.shape[0], -1)
+        k = xx.shape[1]
+        dd = np.zeros(tt.size, dtype=bool) if drop is None else np.asarray(drop, dtype=bool)
+        if self._tail_x is not None and self._tail_t.size:
+            tt = np.concatenate((self._tail_t, tt))
+            xx = np.concatenate((self._tail_x, xx))
+            dd = np.concatenate((self._tail_drop, dd))
+        if tt.size == 0:
+            return self._empty(k)
+        ids = np.floor(tt * self.rate).astype(np.int64)
+        starts = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+        last = int(starts[-1]) if starts.size else 0
+        self._tail_t, self._tail_x, self._tail_drop = tt[last:], xx[last:], dd[last:]
+        if last == 0:
+            return self._empty(k)
+        starts = np.concatenate(([0], starts[:-1]))
+        return self._emit(ids[starts], xx[:last], dd[:last], starts)
+
+    def finish(self) -> Binned:
+        """Emit the last, incomplete bin (end of data)."""
+        if self._tail_x is None or self._tail_t.size == 0:
+            return self._empty(0 if self._tail_x is None else self._tail_x.shape[1])
+        tt, xx, dd = self._tail_t, self._tail_x, self._tail_drop
+        self._tail_t = np.empty(0)
+        self._tail_x = xx[:0]
+        self._tail_drop = dd[:0]
+        ids = np.floor(tt[:1] * self.rate).astype(np.int64)
+        return self._emit(ids, xx, dd, np.array([0]))
+
+    def _emit(
+        self, bins: NDArray[np.int64], xx: FloatArray, dd: NDArray[np.bool_], starts: NDArray
+    ) -> Binned:
+        sums = np.add.reduceat(xx, starts, axis=0)
+        counts = np.diff(np.append(starts, xx.shape[0])).astype(np.int64)
+        counts = np.repeat(counts[:, None], xx.shape[1], axis=1)
+        bad = np.isnan(sums).any(axis=1)
+        if dd.any():
+            bad |= np.add.reduceat(dd, starts) > 0
+        for b in np.flatnonzero(bad):  # rare: recompute those bins the careful way
+            seg = xx[starts[b] : starts[b] + counts[b, 0]][
+                ~dd[starts[b] : starts[b] + counts[b, 0]]
+            ]
+            ok = ~np.isnan(seg)
+            sums[b] = np.where(ok, seg, 0.0).sum(axis=0)
+            counts[b] = ok.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / counts
+        keep = ~np.isnan(means).any(axis=1)  # a bin with no usable sample is a hole
+        bins, means, counts = bins[keep], means[keep], counts[keep, 0]
+        filled = np.zeros(bins.size, dtype=bool)
+        if bins.size:
+            if self._last_k is not None and self._last_x is not None:
+                allk = np.concatenate(([self._last_k], bins))
+                allx = np.concatenate((self._last_x[None, :], means))
+            else:
+                allk, allx = bins, means
+            step = np.diff(allk)
+            holes = np.flatnonzero((step > 1) & (step <= self.max_fill_bins + 1))
+            if holes.size:
+                newk = np.concatenate([np.arange(allk[h] + 1, allk[h + 1]) for h in holes])
+                newx = np.column_stack(
+                    [np.interp(newk, allk, allx[:, j]) for j in range(allx.shape[1])]
+                )
+                bins = np.concatenate((bins, newk))
+                means = np.concatenate((means, newx))
+                counts = np.concatenate((counts, np.zeros(newk.size, np.int64)))
+                filled = np.concatenate((filled, np.ones(newk.size, bool)))
+                order = np.argsort(bins, kind="stable")
+                bins, means, counts, filled = (
+                    bins[order],
+                    means[order],
+                    counts[order],
+                    filled[order],
+                )
+        if bins.size:
+            self._last_k, self._last_x = int(bins[-1]), means[-1].copy()
+        return Binned((bins + 0.5) * self.dt, means, filled, counts)
