@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     benches = discover()
     unknown = [n for n in args.names if n not in benches]
     if unknown:
-        print(f"run.py: error: unknown benchmark(s): {', '.join(unknown)}; "
-              f"known: {', '.join(benches)}", file=sys.stderr)
+        print(
+            f"run.py: error: unknown benchmark(s): {', '.join(unknown)}; "
+            f"known: {', '.join(benches)}",
+            file=sys.stderr,
+        )
         return 2
     selected = args.names or list(benches)
 
@@ -59,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = result
         if not args.json:
             extras = {k: v for k, v in result.items() if k not in (*REQUIRED_KEYS, "seconds")}
-            print(f"{name}: {result['value']:.4g} {result['unit']}  "
-                  f"(baseline {result['baseline']:.4g}, ratio {result['ratio']:.3g}x, "
-                  f"{result['seconds']} s)")
+            print(
+                f"{name}: {result['value']:.4g} {result['unit']}  "
+                f"(baseline {result['baseline']:.4g}, ratio {result['ratio']:.3g}x, "
+                f"{result['seconds']} s)"
+            )
             for key, value in extras.items():
                 print(f"    {key}: {value}")
     if args.json:

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 from itertools import repeat
 
 import numpy as np
-from knotsense.errors import CrcError, MessageError, ProtocolError
+from knotsense.errors import CrcError, FramingError, MessageError, ProtocolError
+from knotsense.protocol import cobs
 from knotsense.protocol.codec import DecodedFrame, decode_message
 from knotsense.protocol.frame import (
     CRC_SIZE,
@@ -35,15 +36,14 @@ from knotsense.protocol.frame import (
     parse_frame,
 )
 from knotsense.protocol.messages import (
-    BlockFlags,
+    BLOCK_FLAGS,
+    ENCODINGS,
     Encoding,
     Message,
     MessageType,
     SampleBlock,
 )
 
-_BLOCK_FLAGS = tuple(BlockFlags(v) for v in range(256))
-_ENCODINGS = {e.value: e for e in Encoding}
 _SAMPLE_HEAD = HEADER_SIZE + SampleBlock.HEAD_SIZE
 _MAX_SEQ_JUMP = 0x8000
 
@@ -140,45 +140,69 @@ class _DecoderBase:
         self.stats = DecoderStats()
         self._seq = _SequenceTracker(self.stats)
 
+    def _check(self, frame_bytes: bytes) -> Message | None:
+        """Check one unencoded frame and decode its payload; None (counted) if rejected."""
+        try:
+            frame = parse_frame(frame_bytes)
+            message = decode_message(frame.msg_type, frame.payload)
+        except ProtocolError as exc:
+            _count_error(self.stats, exc, frame_bytes)
+            return None
+        if frame.msg_type not in _KNOWN_TYPES:
+            self.stats.unknown_types += 1
+        return message
+
+    def _sequence(
+        self, seqs: list[int], messages: list[Message], sizes: list[int]
+    ) -> list[DecodedFrame]:
+        """Run checked frames through the sequence tracker; drop duplicates."""
+        if not seqs:
+            return []
+        lost, duplicate = self._seq.observe(np.array(seqs))
+        out = []
+        for seq, message, size, n_lost, dup in zip(
+            seqs, messages, sizes, lost.tolist(), duplicate.tolist(), strict=True
+        ):
+            if dup:
+                self.stats.bytes_discarded += size
+            else:
+                out.append(DecodedFrame(seq, message, n_lost))
+        self.stats.frames += len(out)
+        return out
+
 
 class PacketDecoder(_DecoderBase):
     """Decoder for links that carry one unencoded frame per packet (BLE)."""
 
     def feed(self, packet: bytes | bytearray | memoryview) -> list[DecodedFrame]:
         """Decode one packet; returns [] (and counts why) when it is rejected."""
-        stats = self.stats
-        stats.bytes_in += len(packet)
-        try:
-            frame = parse_frame(packet)
-            message = decode_message(frame.msg_type, frame.payload)
-        except ProtocolError as exc:
-            stats.bytes_discarded += len(packet)
-            _count_error(stats, exc, packet)
+        packet = bytes(packet)
+        self.stats.bytes_in += len(packet)
+        message = self._check(packet)
+        if message is None:
+            self.stats.bytes_discarded += len(packet)
             return []
-        lost, duplicate = self._seq.observe(np.array([frame.seq]))
-        if duplicate[0]:
-            stats.bytes_discarded += len(packet)
-            return []
-        stats.frames += 1
-        if frame.msg_type not in _KNOWN_TYPES:
-            stats.unknown_types += 1
-        return [DecodedFrame(frame.seq, message, int(lost[0]))]
+        seq = packet[2] | (packet[3] << 8)
+        return self._sequence([seq], [message], [len(packet)])
 
 
-def _count_error(stats: DecoderStats, exc: ProtocolError, packet: bytes | memoryview) -> None:
+def _count_error(stats: DecoderStats, exc: ProtocolError, frame: bytes) -> None:
+    """Count a rejected frame under the first check it failed (parse_frame's order)."""
     if isinstance(exc, CrcError):
         stats.crc_errors += 1
     elif isinstance(exc, MessageError):
         stats.message_errors += 1
-    elif len(packet) > MAX_FRAME_SIZE:
+    elif len(frame) > MAX_FRAME_SIZE:
         stats.oversize += 1
-    elif len(packet) >= FRAME_OVERHEAD and packet[0] != PROTOCOL_VERSION:
+    elif len(frame) >= FRAME_OVERHEAD and frame[0] != PROTOCOL_VERSION:
         stats.version_errors += 1
     else:
         stats.framing_errors += 1
 
 
 _KNOWN_TYPES = frozenset(int(t) for t in MessageType)
+_VECTOR_MIN_FRAMES = 32
+"""Below this many frames in one feed, decoding frame by frame is faster."""
 
 
 class StreamDecoder(_DecoderBase):
@@ -201,13 +225,21 @@ class StreamDecoder(_DecoderBase):
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[DecodedFrame]:
         """Add bytes; return every frame they complete, in order."""
+        return self.feed_batch(data).frames()
+
+    def feed_batch(self, data: bytes | bytearray | memoryview) -> DecodedBatch:
+        """Add bytes; return the frames they complete as a :class:`DecodedBatch`.
+
+        Same frames and counters as :meth:`feed`, but sample blocks stay
+        column-wise (no object per block): the fast path for recordings.
+        """
         self.stats.bytes_in += len(data)
         pending = self._pending
         pending += data
         last = pending.rfind(0)
         if last < 0:
             self._bound_tail()
-            return []
+            return _EMPTY_BATCH
         region = bytes(pending[: last + 1])
         del pending[: last + 1]
         if self._skipping:
@@ -216,9 +248,9 @@ class StreamDecoder(_DecoderBase):
             self.stats.bytes_discarded += first
             region = region[first + 1 :]
             self._skipping = False
-        out = self._decode_region(region) if region else []
+        batch = self._decode_region(region) if region else _EMPTY_BATCH
         self._bound_tail()
-        return out
+        return batch
 
     def _bound_tail(self) -> None:
         if len(self._pending) > MAX_ENCODED_SIZE:
@@ -228,7 +260,7 @@ class StreamDecoder(_DecoderBase):
             self._pending.clear()
             self._skipping = True
 
-    def _decode_region(self, region: bytes) -> list[DecodedFrame]:
+    def _decode_region(self, region: bytes) -> DecodedBatch:
         """Decode every frame of *region*, which ends with a delimiter."""
         stats = self.stats
         arr = np.frombuffer(region, dtype=np.uint8)
@@ -236,6 +268,8 @@ class StreamDecoder(_DecoderBase):
         starts = np.empty_like(ends)
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
+        if ends.size < _VECTOR_MIN_FRAMES:
+            return self._decode_segments(region)
         lengths = ends - starts
 
         too_long = lengths > MAX_ENCODED_SIZE
@@ -248,17 +282,14 @@ class StreamDecoder(_DecoderBase):
             stats.bytes_discarded += int(lengths[too_short].sum())
         candidates = (lengths > FRAME_OVERHEAD) & ~too_long
         if not candidates.any():
-            return []
+            return _EMPTY_BATCH
 
-        decoded, dec_start, dec_len, cobs_ok = _cobs_decode_many(arr, starts, ends, candidates)
+        dec, cobs_ok = _cobs_decode_many(arr, starts, ends, candidates)
         enc_len = lengths[candidates]
-        dec_start, dec_len, cobs_ok = (
-            dec_start[candidates],
-            dec_len[candidates],
-            cobs_ok[candidates],
-        )
-        dec = np.frombuffer(decoded, dtype=np.uint8)
-        mv = memoryview(decoded)
+        dec_start = starts[candidates] + 1
+        dec_len = enc_len - 1
+        cobs_ok = cobs_ok[candidates]
+        mv = memoryview(dec)
         frames = map(mv.__getitem__, map(slice, dec_start.tolist(), (dec_start + dec_len).tolist()))
         crc_ok = np.array(list(map(crc_hqx, frames, repeat(0xFFFF)))) == 0
         head = dec[np.minimum(dec_start[:, None] + np.arange(HEADER_SIZE), dec.size - 1)]
@@ -267,175 +298,290 @@ class StreamDecoder(_DecoderBase):
         seq = head[:, 2].astype(np.int64) | (head[:, 3].astype(np.int64) << 8)
         length = head[:, 4].astype(np.int64) | (head[:, 5].astype(np.int64) << 8)
 
-        checked = cobs_ok & crc_ok
+        # The checks of parse_frame, in its order: size, CRC, version, length.
+        too_big = cobs_ok & (dec_len > MAX_FRAME_SIZE)
+        bad_crc = cobs_ok & ~too_big & ~crc_ok
+        checked = cobs_ok & ~too_big & crc_ok
         bad_version = checked & (version != PROTOCOL_VERSION)
-        bad_length = (
-            checked
-            & ~bad_version
-            & ((length != dec_len - FRAME_OVERHEAD) | (dec_len > MAX_FRAME_SIZE))
-        )
+        bad_length = checked & ~bad_version & (length != dec_len - FRAME_OVERHEAD)
         good = checked & ~bad_version & ~bad_length
+        stats.oversize += int(too_big.sum())
         stats.framing_errors += int((~cobs_ok).sum() + bad_length.sum())
-        stats.crc_errors += int((cobs_ok & ~crc_ok).sum())
+        stats.crc_errors += int(bad_crc.sum())
         stats.version_errors += int(bad_version.sum())
-        if not good.all():
-            stats.bytes_discarded += int(enc_len[~good].sum())
+
+        # Payloads: sample blocks column-wise, anything else one by one.
+        is_block = good & (msg_type == MessageType.SAMPLE_BLOCK)
+        block_rows = np.flatnonzero(is_block)
+        heads = _BlockHeads.parse(dec, dec_start[block_rows], dec_len[block_rows])
+        good[block_rows[~heads.valid]] = False
+        others: dict[int, Message] = {}
+        for row in np.flatnonzero(good & ~is_block).tolist():
+            a = int(dec_start[row]) + HEADER_SIZE
+            b = int(dec_start[row] + dec_len[row]) - CRC_SIZE
+            try:
+                others[row] = decode_message(int(msg_type[row]), dec[a:b].tobytes())
+            except ProtocolError:
+                good[row] = False
+                stats.message_errors += 1
+                continue
+            if int(msg_type[row]) not in _KNOWN_TYPES:
+                stats.unknown_types += 1
+        stats.message_errors += int((~heads.valid).sum())
 
         rows = np.flatnonzero(good)
+        if rows.size:
+            lost_all, duplicate = self._seq.observe(seq[rows])
+            good[rows[duplicate]] = False
+            rows = rows[~duplicate]
+            lost = np.zeros(good.size, dtype=np.int64)
+            lost[rows] = lost_all[~duplicate]
+        if not good.all():
+            stats.bytes_discarded += int(enc_len[~good].sum())
+        stats.frames += int(rows.size)
         if rows.size == 0:
-            return []
-        messages = self._decode_messages(
-            decoded, dec, dec_start[rows], dec_len[rows], msg_type[rows]
+            return _EMPTY_BATCH
+
+        position = np.full(good.size, -1, dtype=np.int64)
+        position[rows] = np.arange(rows.size)
+        kept = good[block_rows]
+        columns = heads.columns(
+            dec, kept, position[block_rows[kept]], seq[block_rows[kept]], lost[block_rows[kept]]
         )
-        accepted = [k for k, m in enumerate(messages) if m is not None]
-        if len(accepted) < rows.size:
-            stats.message_errors += rows.size - len(accepted)
-            rejected = np.ones(rows.size, dtype=bool)
-            rejected[accepted] = False
-            stats.bytes_discarded += int(enc_len[rows[rejected]].sum())
-            rows = rows[accepted]
-            messages = [messages[k] for k in accepted]
-            if not messages:
-                return []
-        lost, duplicate = self._seq.observe(seq[rows])
-        if duplicate.any():
-            stats.bytes_discarded += int(enc_len[rows[duplicate]].sum())
-        stats.frames += int(rows.size - duplicate.sum())
-        return [
-            DecodedFrame(s, m, n)
-            for s, m, n, d in zip(
-                seq[rows].tolist(), messages, lost.tolist(), duplicate.tolist(), strict=True
-            )
-            if not d
-        ]
-
-    def _decode_messages(
-        self,
-        decoded: bytes,
-        dec: np.ndarray,
-        start: np.ndarray,
-        length: np.ndarray,
-        msg_type: np.ndarray,
-    ) -> list[Message | None]:
-        """Decode the payload of every checked frame; None where it is malformed."""
-        messages: list[Message | None] = [None] * start.size
-        is_block = msg_type == MessageType.SAMPLE_BLOCK
-        if is_block.any():
-            where = np.flatnonzero(is_block)
-            for k, block in zip(
-                where.tolist(), _decode_sample_blocks(dec, start[where], length[where]), strict=True
-            ):
-                messages[k] = block
-        if not is_block.all():
-            types = msg_type.tolist()
-            for k in np.flatnonzero(~is_block).tolist():
-                a = int(start[k]) + HEADER_SIZE
-                b = int(start[k] + length[k]) - CRC_SIZE
-                try:
-                    messages[k] = decode_message(types[k], decoded[a:b])
-                except ProtocolError:
-                    continue
-                if types[k] not in _KNOWN_TYPES:
-                    self.stats.unknown_types += 1
-        return messages
-
-
-def _cobs_decode_many(
-    arr: np.ndarray, starts: np.ndarray, ends: np.ndarray, walk: np.ndarray
-) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
-    """COBS-decode the segments ``arr[starts[i]:ends[i]]`` where *walk* is set.
-
-    All segments are walked code by code in parallel: one numpy step per code
-    byte of the longest chain, not per byte. Segments not walked pass through
-    unchanged. Returns the segments decoded and concatenated, each segment's
-    start and length in that buffer, and whether its code chain was valid
-    (ended exactly at its delimiter).
-    """
-    is_code = np.zeros(arr.size, dtype=bool)
-    n_codes = np.zeros(starts.size, dtype=np.int64)
-    n_zeros = np.zeros(starts.size, dtype=np.int64)
-    zero_at: list[np.ndarray] = []
-    pos = starts.copy()
-    active = np.flatnonzero(walk)
-    while active.size:
-        p = pos[active]
-        is_code[p] = True
-        n_codes[active] += 1
-        code = arr[p].astype(np.int64)
-        nxt = p + code
-        inside = nxt < ends[active]
-        zero = inside & (code < 0xFF)
-        zero_at.append(nxt[zero])
-        n_zeros[active[zero]] += 1
-        pos[active] = nxt
-        active = active[inside]
-    chain_ok = pos == ends
-
-    keep = ~is_code
-    keep[ends] = False
-    out = arr.copy()
-    z = np.concatenate(zero_at)
-    keep[z] = True
-    out[z] = 0
-    dec_len = (ends - starts) - n_codes + n_zeros
-    dec_start = np.zeros_like(dec_len)
-    np.cumsum(dec_len[:-1], out=dec_start[1:])
-    return out[keep].tobytes(), dec_start, dec_len, chain_ok
-
-
-def _decode_sample_blocks(
-    dec: np.ndarray, start: np.ndarray, length: np.ndarray
-) -> list[SampleBlock | None]:
-    """Every SampleBlock frame of a region, with one numpy gather per sample layout.
-
-    *start* and *length* locate whole frames (header to CRC) in *dec*; the
-    result holds None for a frame whose payload is malformed.
-    """
-    blocks: list[SampleBlock | None] = [None] * start.size
-    long_enough = length >= _SAMPLE_HEAD + CRC_SIZE
-    rows = np.flatnonzero(long_enough)
-    if rows.size == 0:
-        return blocks
-    h = start[rows] + HEADER_SIZE
-    head = dec[h[:, None] + np.arange(SampleBlock.HEAD_SIZE)]
-    u32 = np.ascontiguousarray(head[:, :12]).view("<u4")
-    enc = head[:, 13].astype(np.int64)
-    n = head[:, 17].astype(np.int64)
-    n_ch = _POPCOUNT[head[:, 12]]
-    valid = ((enc == 2) | (enc == 3) | (enc == 4)) & (
-        length[rows] >= _SAMPLE_HEAD + CRC_SIZE + n * n_ch * enc
-    )
-    t_first, index, period = u32[:, 0].tolist(), u32[:, 1].tolist(), u32[:, 2].tolist()
-    masks, flags, sat, fault = (head[:, i].tolist() for i in (12, 14, 15, 16))
-    layout_key = (enc << 16) | (n << 8) | n_ch
-    new = object.__new__
-    for key in np.unique(layout_key[valid]).tolist():
-        members = np.flatnonzero(valid & (layout_key == key))
-        e, ns, c = key >> 16, (key >> 8) & 0xFF, key & 0xFF
-        samples = _decode_sample_matrix(
-            _gather_rows(dec, h[members] + SampleBlock.HEAD_SIZE, ns * c * e), e, ns, c
+        other = tuple(
+            (int(position[row]), DecodedFrame(int(seq[row]), message, int(lost[row])))
+            for row, message in others.items()
+            if good[row]
         )
-        encoding = _ENCODINGS[e]
-        row_ids = rows[members].tolist()
-        for k, row, block_samples in zip(members.tolist(), row_ids, samples, strict=True):
+        return DecodedBatch(int(rows.size), columns, other)
+
+    def _decode_segments(self, region: bytes) -> DecodedBatch:
+        """Frame-by-frame decoding of a small *region*; same frames and counters."""
+        stats = self.stats
+        seqs: list[int] = []
+        messages: list[Message] = []
+        sizes: list[int] = []
+        for segment in region.split(b"\x00")[:-1]:
+            size = len(segment)
+            if size == 0:
+                continue
+            if size > MAX_ENCODED_SIZE:
+                stats.oversize += 1
+                stats.bytes_discarded += size
+                continue
+            try:
+                if size <= FRAME_OVERHEAD:
+                    raise FramingError("frame too short")
+                frame_bytes = cobs.decode(segment)
+            except FramingError:
+                stats.framing_errors += 1
+                stats.bytes_discarded += size
+                continue
+            message = self._check(frame_bytes)
+            if message is None:
+                stats.bytes_discarded += size
+                continue
+            seqs.append(frame_bytes[2] | (frame_bytes[3] << 8))
+            messages.append(message)
+            sizes.append(size)
+        frames = self._sequence(seqs, messages, sizes)
+        return DecodedBatch(len(frames), (), tuple(enumerate(frames)))
+
+
+@dataclass(frozen=True, eq=False)
+class SampleColumns:
+    """Sample blocks of one layout from one batch, column-wise (no object per block).
+
+    Attributes:
+        position: index of each block among the batch's accepted frames.
+        seq, lost_before: frame sequence number and frames lost before it.
+        t_first_us, sample_index, period_ns: block header fields, as on the wire.
+        flags, saturated_mask, fault_mask: per-block flag bytes.
+        channel_mask, encoding: the layout shared by every block here.
+        samples: int32 array (blocks, samples per block, channels).
+    """
+
+    position: np.ndarray
+    seq: np.ndarray
+    lost_before: np.ndarray
+    t_first_us: np.ndarray
+    sample_index: np.ndarray
+    period_ns: np.ndarray
+    flags: np.ndarray
+    saturated_mask: np.ndarray
+    fault_mask: np.ndarray
+    channel_mask: int
+    encoding: Encoding
+    samples: np.ndarray
+
+    def frames(self) -> list[tuple[int, DecodedFrame]]:
+        """(position, frame) per block, materialised as :class:`SampleBlock` objects."""
+        new = object.__new__
+        out = []
+        for pos, seq, lost, t, idx, period, flags, sat, fault, samples in zip(
+            self.position.tolist(),
+            self.seq.tolist(),
+            self.lost_before.tolist(),
+            self.t_first_us.tolist(),
+            self.sample_index.tolist(),
+            self.period_ns.tolist(),
+            self.flags.tolist(),
+            self.saturated_mask.tolist(),
+            self.fault_mask.tolist(),
+            self.samples,
+            strict=True,
+        ):
             block = new(SampleBlock)
             # Filling __dict__ directly skips the frozen __setattr__ guard per
             # field; this loop runs once per frame on the hot path.
             block.__dict__.update(
                 {
-                    "t_first_us": t_first[k],
-                    "sample_index": index[k],
-                    "period_ns": period[k],
-                    "channel_mask": masks[k],
-                    "encoding": encoding,
-                    "samples": block_samples,
-                    "flags": _BLOCK_FLAGS[flags[k]],
-                    "saturated_mask": sat[k],
-                    "fault_mask": fault[k],
+                    "t_first_us": t,
+                    "sample_index": idx,
+                    "period_ns": period,
+                    "channel_mask": self.channel_mask,
+                    "encoding": self.encoding,
+                    "samples": samples,
+                    "flags": BLOCK_FLAGS[flags],
+                    "saturated_mask": sat,
+                    "fault_mask": fault,
                 }
             )
-            blocks[row] = block
-    return blocks
+            out.append((pos, DecodedFrame(seq, block, lost)))
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedBatch:
+    """The frames one feed completed: sample blocks column-wise, others as frames.
+
+    Attributes:
+        count: frames accepted in this batch.
+        sample_columns: one :class:`SampleColumns` per sample layout present.
+        other: (position, frame) for every frame not in ``sample_columns``: all
+            non-sample frames, and every frame of a small batch (decoded frame
+            by frame), sample blocks included.
+    """
+
+    count: int
+    sample_columns: tuple[SampleColumns, ...]
+    other: tuple[tuple[int, DecodedFrame], ...]
+
+    def frames(self) -> list[DecodedFrame]:
+        """Every frame of the batch, in arrival order, as objects."""
+        if not self.sample_columns:
+            return [frame for _, frame in self.other]
+        items = list(self.other)
+        for columns in self.sample_columns:
+            items += columns.frames()
+        if len(self.sample_columns) > 1 or self.other:
+            items.sort(key=lambda item: item[0])
+        return [frame for _, frame in items]
+
+
+_EMPTY_BATCH = DecodedBatch(0, (), ())
+
+
+def _cobs_decode_many(
+    arr: np.ndarray, starts: np.ndarray, ends: np.ndarray, walk: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """COBS-decode, in place, the segments ``arr[starts[i]:ends[i]]`` where *walk* is set.
+
+    A legal frame is shorter than 254 bytes, so its encoding has no 0xFF code
+    and every code byte after the first stands for one zero: decoding is
+    writing 0 over those code bytes, and frame i is ``out[starts[i] + 1 :
+    ends[i]]``. All segments are walked code by code in parallel: one numpy
+    step per code byte of the longest chain, not per byte.
+
+    Returns:
+        ``out`` (a decoded copy of *arr*) and, per segment, whether its code
+        chain was legal (no 0xFF code, ended exactly at its delimiter).
+    """
+    ids = np.flatnonzero(walk)
+    p = starts[ids]
+    e = ends[ids]
+    zero_at: list[np.ndarray] = []
+    chain_ok = np.zeros(starts.size, dtype=bool)
+    while p.size:
+        code = arr[p]
+        nxt = p + code
+        inside = (nxt < e) & (code != 0xFF)
+        zero_at.append(nxt[inside])
+        if not inside.all():
+            done = ~inside
+            chain_ok[ids[done]] = (nxt[done] == e[done]) & (code[done] != 0xFF)
+            p, e, ids = nxt[inside], e[inside], ids[inside]
+        else:
+            p = nxt
+    out = arr.copy()
+    out[np.concatenate(zero_at)] = 0
+    return out, chain_ok
+
+
+@dataclass(frozen=True, eq=False)
+class _BlockHeads:
+    """The SampleBlock headers of a region's checked frames, parsed column-wise."""
+
+    start: np.ndarray
+    head: np.ndarray
+    layout: np.ndarray
+    valid: np.ndarray
+
+    @classmethod
+    def parse(cls, dec: np.ndarray, start: np.ndarray, length: np.ndarray) -> _BlockHeads:
+        """Parse the headers of the frames at *start* (*length* bytes, header to CRC)."""
+        long_enough = length >= _SAMPLE_HEAD + CRC_SIZE
+        first = start + HEADER_SIZE
+        head = dec[np.minimum(first[:, None] + np.arange(SampleBlock.HEAD_SIZE), dec.size - 1)]
+        enc = head[:, 13].astype(np.int64)
+        n = head[:, 17].astype(np.int64)
+        n_ch = _POPCOUNT[head[:, 12]]
+        valid = long_enough & ((enc == 2) | (enc == 3) | (enc == 4))
+        valid &= length >= _SAMPLE_HEAD + CRC_SIZE + n * n_ch * enc
+        layout = (enc << 16) | (head[:, 12].astype(np.int64) << 8) | n
+        return cls(first, head, layout, valid)
+
+    def columns(
+        self,
+        dec: np.ndarray,
+        kept: np.ndarray,
+        position: np.ndarray,
+        seq: np.ndarray,
+        lost: np.ndarray,
+    ) -> tuple[SampleColumns, ...]:
+        """One :class:`SampleColumns` per layout among the *kept* blocks."""
+        if not kept.any():
+            return ()
+        head = self.head[kept]
+        first = self.start[kept]
+        layout = self.layout[kept]
+        u32 = np.ascontiguousarray(head[:, :12]).view("<u4")
+        first_key = int(layout[0])
+        # Nearly always one layout; np.unique would cost more than the rest here.
+        keys = [first_key] if (layout == first_key).all() else sorted(set(layout.tolist()))
+        out = []
+        for key in keys:
+            m = layout == key if len(keys) > 1 else slice(None)
+            enc, mask, n = key >> 16, (key >> 8) & 0xFF, key & 0xFF
+            c = int(_POPCOUNT[mask])
+            raw = _gather_rows(dec, first[m] + SampleBlock.HEAD_SIZE, n * c * enc)
+            out.append(
+                SampleColumns(
+                    position=position[m],
+                    seq=seq[m],
+                    lost_before=lost[m],
+                    t_first_us=u32[m, 0],
+                    sample_index=u32[m, 1],
+                    period_ns=u32[m, 2],
+                    flags=head[m, 14],
+                    saturated_mask=head[m, 15],
+                    fault_mask=head[m, 16],
+                    channel_mask=mask,
+                    encoding=ENCODINGS[enc],
+                    samples=_decode_sample_matrix(raw, enc, n, c),
+                )
+            )
+        return tuple(out)
 
 
 def _gather_rows(dec: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:

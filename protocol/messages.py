@@ -74,6 +74,11 @@ class BlockFlags(IntFlag):
     """The device dropped samples before this block (its buffer overflowed)."""
 
 
+BLOCK_FLAGS = tuple(BlockFlags(v) for v in range(256))
+"""BlockFlags for every byte value, built once: IntFlag construction is slow."""
+ENCODINGS = {e.value: e for e in Encoding}
+
+
 class EventCode(IntEnum):
     """``code`` of a :class:`DeviceEvent`."""
 
