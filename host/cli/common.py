@@ -48,3 +48,138 @@ def require(condition: bool, message: str) -> None:
     """Raise a one-line :class:`ConfigurationError` unless *condition* holds."""
     if not condition:
         raise ConfigurationError(message)
+
+
+# --- analysis options shared by `analyze` and `plot` (dsp imported lazily) ---
+
+
+def add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    """Detector options with the DESIGN.md defaults, for commands that analyse a file."""
+    parser.add_argument("file", type=existing_file, metavar="FILE", help="CSV (t, forces in N)")
+    group = parser.add_argument_group("detection (DESIGN.md defaults)")
+    group.add_argument(
+        "--release-threshold",
+        type=positive_float,
+        metavar="N",
+        help="release level in N (required for a CSV: it has no session metadata)",
+    )
+    group.add_argument(
+        "--hold",
+        type=positive_float,
+        default=60.0,
+        metavar="S",
+        help="seconds a release must last (default 60)",
+    )
+    group.add_argument(
+        "--gap",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="dips up to this long do not end a release (default 2)",
+    )
+    group.add_argument(
+        "--max-force",
+        type=positive_float,
+        metavar="N",
+        help="the user's maximum: above it for over 1 s is overpressure",
+    )
+    group.add_argument(
+        "--contact-floor",
+        type=positive_float,
+        default=5.0,
+        metavar="N",
+        help="contact above this total force (default 5)",
+    )
+    group.add_argument(
+        "--rocking-min-freq",
+        type=positive_float,
+        default=0.4,
+        metavar="HZ",
+        help="lowest rocking frequency (default 0.4)",
+    )
+    group.add_argument(
+        "--rocking-max-freq",
+        type=positive_float,
+        default=3.0,
+        metavar="HZ",
+        help="highest rocking frequency (default 3)",
+    )
+    group.add_argument(
+        "--rocking-min-p2p",
+        type=float,
+        default=8.0,
+        metavar="N",
+        help="minimum rocking peak-to-peak in N (default 8)",
+    )
+    group.add_argument(
+        "--rocking-rel-p2p",
+        type=float,
+        default=0.15,
+        metavar="FRAC",
+        help="minimum rocking peak-to-peak as a fraction of the mean force (default 0.15)",
+    )
+    group.add_argument(
+        "--rocking-cycles",
+        type=int,
+        default=3,
+        metavar="N",
+        help="consecutive cycles that make rocking (default 3)",
+    )
+    group.add_argument(
+        "--calibration",
+        type=existing_file,
+        metavar="JSON",
+        help="per-channel calibration (Calibration.to_dict JSON): use the raw* "
+        "columns instead of the force columns",
+    )
+
+
+def analysis_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """Load ``args.file`` and build the pipeline config from the options.
+
+    Returns ``(table, x, config)``: *x* is what the pipeline gets (the forces,
+    or the raw counts when ``--calibration`` puts a calibration in *config*).
+    """
+    from knotsense.dsp.calibration_models import Calibration
+    from knotsense.dsp.pipeline import PipelineConfig
+    from knotsense.errors import CalibrationError, SessionFileError
+    from knotsense.host.tables import load_force_table
+
+    table = load_force_table(args.file)
+    threshold = args.release_threshold
+    if threshold is None:
+        threshold = table.meta.get("release_threshold")
+    require(
+        threshold is not None,
+        f"--release-threshold is required for {args.file} (the file has no session metadata)",
+    )
+    calibration = None
+    x = table.forces
+    if args.calibration is not None:
+        try:
+            calibration = Calibration.from_dict(json.loads(Path(args.calibration).read_text()))
+        except (OSError, ValueError) as exc:
+            raise CalibrationError(f"{args.calibration}: cannot read calibration: {exc}") from None
+        if table.raw is None:
+            raise SessionFileError(
+                f"{args.file}: a calibration was given but there are no raw* columns"
+            )
+        x = table.raw
+    elif table.forces.shape[1] == 0:
+        raise SessionFileError(f"{args.file}: only raw* columns; give --calibration to use them")
+    require(args.gap >= 0, f"--gap must be >= 0 s, got {args.gap}")
+    require(args.rocking_cycles >= 1, "--rocking-cycles must be >= 1")
+    config = PipelineConfig(
+        release_threshold=float(threshold),
+        hold=args.hold,
+        gap=args.gap,
+        max_force=args.max_force,
+        contact_floor=args.contact_floor,
+        rocking_min_freq=args.rocking_min_freq,
+        rocking_max_freq=args.rocking_max_freq,
+        rocking_min_p2p=args.rocking_min_p2p,
+        rocking_rel_p2p=args.rocking_rel_p2p,
+        rocking_min_cycles=args.rocking_cycles,
+        calibration=calibration,
+    )
+    return table, x, config
