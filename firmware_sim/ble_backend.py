@@ -59,7 +59,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient, NotifyCallback
@@ -202,7 +202,7 @@ def register_url(url: str) -> SimPeripheral:
             radio[key] = value
         else:
             kept.append((key, value))
-    config = SimConfig.from_url(urlunsplit(parts._replace(query=urlencode(kept))))
+    config = SimConfig.from_url(_rebuild(parts.scheme, parts.netloc, parts.path, urlencode(kept)))
     try:
         kwargs: dict[str, Any] = {}
         if "rssi" in radio:
@@ -219,7 +219,10 @@ def register_url(url: str) -> SimPeripheral:
 
 
 def unregister(address: str) -> None:
-    """Take a device off the radio (a connected client loses its link)."""
+    """Take a device off the radio (a connected client loses its link).
+
+    Call it from the event loop's thread (or with no client connected).
+    """
     with _registry_lock:
         peripheral = _registry.pop(address.upper(), None)
     if peripheral is not None and peripheral.client is not None:
@@ -394,6 +397,8 @@ class SimBleakClient(BaseBleakClient):
         self._battery = 100
         self.interval = DEFAULT_INTERVAL
         self.packets_per_event = DEFAULT_PACKETS_PER_EVENT
+        self.events = 0
+        """Connection events run (at most ``packets_per_event`` notifications each)."""
         self.notifications_sent = 0
         self.notifications_unsubscribed = 0
         """Frames not sent because nobody subscribed to their characteristic."""
@@ -545,6 +550,7 @@ class SimBleakClient(BaseBleakClient):
                     await asyncio.sleep(max(0.0, delay))
                 if not self._connected:
                     return
+                self.events += 1
                 if len(self._queue) < QUEUE_LIMIT:
                     vt += self.interval
                     for frame in device.run_until(vt):
@@ -763,3 +769,8 @@ class SimBleakClient(BaseBleakClient):
 def _const(text: str) -> Callable[[], bytes]:
     data = text.encode("utf-8")
     return lambda: data
+
+
+def _rebuild(scheme: str, netloc: str, path: str, query: str) -> str:
+    """A URL again, keeping ``//`` (urlunsplit drops it for unknown schemes)."""
+    return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")

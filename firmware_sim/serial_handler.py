@@ -33,7 +33,7 @@ import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import serial
 from serial.serialutil import SerialException
@@ -80,7 +80,7 @@ def split_port_params(url: str) -> tuple[str, dict[str, str]]:
             removed[key] = value
         else:
             kept.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(kept))), removed
+    return _rebuild(parts.scheme, parts.netloc, parts.path, urlencode(kept)), removed
 
 
 def serial_class_for_url(url: str) -> tuple[str, type[serial.Serial]]:
@@ -180,3 +180,8 @@ class SimPtySerial(serial.Serial):  # type: ignore[misc, valid-type]
             self._sim_finalizer()  # stops the server exactly once
             self._sim_finalizer = None
         self._sim_server = None
+
+
+def _rebuild(scheme: str, netloc: str, path: str, query: str) -> str:
+    """A URL again, keeping ``//`` (urlunsplit drops it for unknown schemes)."""
+    return f"{scheme}://{netloc}{path}" + (f"?{query}" if query else "")

@@ -117,7 +117,7 @@ def _list_scenarios(args: argparse.Namespace) -> int:
 def _write_truth(config, out: Path) -> int:
     from knotsense.firmware_sim.scenario import load_scenario
 
-    truth = load_scenario(config.scenario).ground_truth().to_dict()
+    truth = load_scenario(config.scenario).ground_truth(seed=config.seed).to_dict()
     try:
         out.write_text(json.dumps(truth, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     except OSError as exc:
