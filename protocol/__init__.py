@@ -22,6 +22,8 @@ from knotsense.protocol.codec import (
 )
 from knotsense.protocol.commands import (
     RESULT_TYPES,
+    UNREADABLE_OPCODE,
+    UNREADABLE_REQUEST_ID,
     CalibrationChunk,
     ChannelWeight,
     Command,
@@ -100,6 +102,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "RESULT_TYPES",
     "SERVICE_UUID",
+    "UNREADABLE_OPCODE",
+    "UNREADABLE_REQUEST_ID",
     "BlockFlags",
     "CalibrationChunk",
     "ChannelInfo",

@@ -218,6 +218,12 @@ class StreamDecoder(_DecoderBase):
         self._pending = bytearray()
         self._skipping = False
 
+    def discard_pending(self) -> None:
+        """Drop a partial frame held from before a link drop (counted as discarded)."""
+        self.stats.bytes_discarded += len(self._pending)
+        self._pending.clear()
+        self._skipping = False
+
     @property
     def buffered(self) -> int:
         """Bytes held waiting for a delimiter (never more than the longest frame)."""
