@@ -149,8 +149,8 @@ class MonotoneModel(CalibrationModel):
     """Monotone piecewise cubic (PCHIP) through knots, for FSR power-law curves.
 
     PCHIP never overshoots between knots, so the model stays monotone wherever
-    the bench readings are, and the inverse is the same construction with the
-    axes swapped. Outside the knots it extrapolates linearly with the end slope.
+    the bench readings are and has an exact inverse (solved numerically).
+    Outside the knots it extrapolates linearly with the end slope.
     """
 
     raw_knots: tuple[float, ...]
@@ -183,8 +183,24 @@ class MonotoneModel(CalibrationModel):
         return self._interp(x, np.asarray(self.raw_knots), np.asarray(self.force_knots))
 
     def inverse(self, force: ArrayLike) -> FloatArray:
+        from scipy.interpolate import PchipInterpolator
+
         f = np.asarray(force, dtype=np.float64)
-        return self._interp(f, np.asarray(self.force_knots), np.asarray(self.raw_knots))
+        xs, ys = np.asarray(self.raw_knots), np.asarray(self.force_knots)
+        # The exact inverse of the same curve: dense interpolation, then Newton steps.
+        grid = np.linspace(xs[0], xs[-1], 4097)
+        x = np.interp(f, self.apply(grid), grid)
+        slope = PchipInterpolator(xs, ys).derivative()
+        inside = (f >= ys[0]) & (f <= ys[-1])
+        for _ in range(3):
+            d = slope(np.clip(x, xs[0], xs[-1]))
+            step = (self.apply(x) - f) / np.where(d > 0, d, 1.0)
+            x = np.where(inside & (d > 0), np.clip(x - step, xs[0], xs[-1]), x)
+        # Outside the knots the model is linear: invert exactly.
+        lo_slope = (ys[1] - ys[0]) / (xs[1] - xs[0])
+        hi_slope = (ys[-1] - ys[-2]) / (xs[-1] - xs[-2])
+        x = np.where(f < ys[0], xs[0] + (f - ys[0]) / lo_slope, x)
+        return np.where(f > ys[-1], xs[-1] + (f - ys[-1]) / hi_slope, x)
 
     def to_dict(self) -> dict[str, Any]:
         return {

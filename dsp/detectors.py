@@ -330,7 +330,7 @@ class RockingDetector:
         min_cycles: int = 3,
         hysteresis: float = 0.15,
         tolerance: float = 0.1,
-        max_ratio: float = 1.5,
+        max_ratio: float = 1.3,
     ) -> None:
         if not 0 < min_freq < max_freq:
             raise ConfigurationError(f"rocking band {min_freq}-{max_freq} Hz is not ordered")
@@ -349,6 +349,7 @@ class RockingDetector:
         self.reset()
 
     def reset(self) -> None:
+        self._extended = False
         self._run: list[_Cycle] = []
         self._run_floor = -math.inf  # a look-back never reaches into the previous episode
         self._t_end = math.nan
@@ -379,7 +380,7 @@ class RockingDetector:
                 start,
                 end,
                 detected_at,
-                len(run) / (end - start),
+                1.0 / float(np.median([c.end - c.start for c in run])),
                 len(run),
                 float(np.median([c.p2p for c in run])),
                 float(np.mean([c.mean for c in run])),
@@ -452,7 +453,8 @@ class RockingDetector:
                 # (typically a breath merged with the first or last rocking cycle).
                 ratio = period / (self._run[-1].end - self._run[-1].start)
                 if not 1 / self.max_ratio <= ratio <= self.max_ratio:
-                    events += self._close_run(rise_t + half)
+                    events += self._close_extended(at, ax, am, bt, rise_t + half)
+                    ok = not self._extended  # a cycle the extension took is not a new start
             if ok:
                 if not self._run:
                     self._run += self._look_back(at, ax, am, prev, period)
@@ -464,7 +466,8 @@ class RockingDetector:
                 if period > self.max_period:
                     k = int(np.searchsorted(at, prev + self.max_period + _EPS, "right"))
                     detected = min(detected, float(at[min(k, at.size - 1)]))
-                events += self._close_run(detected + half)
+                limit = min(bt, prev + self.max_period)
+                events += self._close_extended(at, ax, am, limit, detected + half)
         self._state = int(st[-1])
         if zt.size:
             self._zc = float(zt[-1])
@@ -472,7 +475,8 @@ class RockingDetector:
         # Give up on a cycle longer than allowed: the run ends when that is certain.
         if math.isfinite(self._b_last) and at[-1] - self._b_last > self.max_period + _EPS:
             k = int(np.searchsorted(at, self._b_last + self.max_period + _EPS, "right"))
-            events += self._close_run(float(at[k]) + half)
+            limit = self._b_last + self.max_period
+            events += self._close_extended(at, ax, am, limit, float(at[k]) + half)
             self._b_last = math.nan
         # Keep the bins the next cycle can need: from its start (the last boundary,
         # or else the last crossing, which no later boundary precedes).
@@ -486,6 +490,28 @@ class RockingDetector:
             self._buf_t = self._buf_x = self._buf_m = np.empty(0)
         return events
 
+    def _swing(
+        self, at: FloatArray, ax: FloatArray, am: FloatArray, lo_t: float, hi_t: float, first: bool
+    ) -> _Cycle | None:
+        """A rocking cycle in ``[lo_t, hi_t)`` the trigger could not cut, or None.
+
+        It must swing up then down by the required amount and sit near zero at
+        the edge that touches nothing detected (its start when *first*, else its end).
+        """
+        lo = int(np.searchsorted(at, lo_t, "left"))
+        mid = int(np.searchsorted(at, (lo_t + hi_t) / 2, "left"))
+        hi = int(np.searchsorted(at, hi_t, "left"))
+        if not (lo < mid < hi) or at[lo] - lo_t > self.dt + _EPS:
+            return None
+        mean = float(am[lo:hi].mean())
+        need = max(self.min_p2p, self.rel_p2p * mean)
+        up, down = float(ax[lo:mid].max()), float(ax[mid:hi].min())
+        edge = float(ax[lo] if first else ax[hi - 1])
+        swings = up - down >= need and up >= 0.35 * need and down <= -0.35 * need
+        if swings and abs(edge) <= 0.25 * (up - down):
+            return _Cycle(lo_t, hi_t, up - down, mean)
+        return None
+
     def _look_back(
         self, at: FloatArray, ax: FloatArray, am: FloatArray, start: float, period: float
     ) -> list[_Cycle]:
@@ -493,24 +519,36 @@ class RockingDetector:
 
         When rocking starts while the trigger is already high, its first upward
         crossing is not a boundary and the first cycle would be lost; it is
-        recovered when the window one period earlier swings up then down by the
-        required amount, starting near zero, after the previous run ended.
+        recovered when the window one period earlier is a clean swing that
+        starts after the previous run ended.
         """
-        lo_t = start - period
-        if lo_t < self._run_floor:
+        if start - period < self._run_floor:
             return []
-        lo = int(np.searchsorted(at, lo_t, "left"))
-        mid = int(np.searchsorted(at, start - period / 2, "left"))
-        hi = int(np.searchsorted(at, start, "left"))
-        if not (lo < mid < hi) or at[lo] - lo_t > self.dt + _EPS:
-            return []
-        mean = float(am[lo:hi].mean())
-        need = max(self.min_p2p, self.rel_p2p * mean)
-        up, down = float(ax[lo:mid].max()), float(ax[mid:hi].min())
-        swings = up - down >= need and up >= 0.35 * need and down <= -0.35 * need
-        if swings and abs(float(ax[lo])) <= 0.25 * (up - down):
-            return [_Cycle(lo_t, start, up - down, mean)]
-        return []
+        cycle = self._swing(at, ax, am, start - period, start, first=True)
+        return [cycle] if cycle else []
+
+    def _close_extended(
+        self, at: FloatArray, ax: FloatArray, am: FloatArray, limit: float, detected_at: float
+    ) -> list[Event]:
+        """Close the run, first adding its last cycle if the trigger missed it.
+
+        Mirror of the look-back: rocking that stops where breathing cannot lift
+        the trigger again leaves its last cycle uncut. The window must end by
+        *limit* (data already seen), so the answer never depends on chunking.
+        """
+        events: list[Event] = []
+        self._extended = False
+        if self._run:
+            last = self._run[-1]
+            period = last.end - last.start
+            if last.end + period <= limit + _EPS:
+                cycle = self._swing(at, ax, am, last.end, last.end + period, first=False)
+                if cycle is not None:
+                    self._run.append(cycle)
+                    self._extended = True
+                    if len(self._run) == self.min_cycles:
+                        events.append(Onset(self.kind, self._run[0].start, detected_at))
+        return events + self._close_run(detected_at)
 
     def finish(self) -> list[Event]:
         """Close a running episode at the end of the data."""

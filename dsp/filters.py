@@ -253,7 +253,8 @@ class BinAverager:
     def process(self, t: ArrayLike, x: ArrayLike, drop: NDArray[np.bool_] | None = None) -> Binned:
         """Complete bins so far; *drop* marks rows to leave out of every column."""
         tt, xx = _as_tx(t, x)
-        xx = xx.reshape(xx.shape[0], -1)
+        if xx.ndim == 1:
+            xx = xx[:, None]
         k = xx.shape[1]
         dd = np.zeros(tt.size, dtype=bool) if drop is None else np.asarray(drop, dtype=bool)
         if self._tail_x is not None and self._tail_t.size:
