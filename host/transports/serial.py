@@ -1,0 +1,166 @@
+"""Serial transport: a USB CDC port, any pyserial URL, or the simulator behind a pty.
+
+Reads run on a small thread that blocks in pyserial and hands chunks to the
+event loop, so the loop never blocks and a chunk is stamped when it arrives.
+A read error (an unplugged device, a closed pty) ends the thread and surfaces
+as :class:`LinkLostError` once the data before it has been delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import threading
+from urllib.parse import parse_qsl, urlsplit
+
+import serial
+from serial.serialutil import SerialException
+
+from knotsense.errors import ConfigurationError, DeviceNotFoundError, LinkLostError, TransportError
+from knotsense.host.transports.base import Transport
+from knotsense.protocol import Framing
+
+DEFAULT_BAUD = 921_600
+READ_TIMEOUT_S = 0.05
+_LOST = object()
+
+
+def port_and_options(url: str) -> tuple[str, dict[str, object]]:
+    """Split a serial device URL into what pyserial opens and keyword options.
+
+    ``serial:///dev/ttyACM0?baud=921600`` -> (``/dev/ttyACM0``, {baudrate: 921600});
+    other URLs (plain paths, pyserial URLs, ``sim+pty://``) pass through whole.
+    """
+    if not url.lower().startswith("serial://"):
+        return url, {"baudrate": DEFAULT_BAUD}
+    parts = urlsplit(url)
+    path = (parts.netloc + parts.path) or ""
+    if not path:
+        raise ConfigurationError(f"no port in {url!r} (expected serial:///dev/ttyACM0)")
+    options: dict[str, object] = {"baudrate": DEFAULT_BAUD}
+    for key, value in parse_qsl(parts.query):
+        if key in ("baud", "baudrate"):
+            try:
+                options["baudrate"] = int(value)
+            except ValueError:
+                raise ConfigurationError(f"baud must be an integer, not {value!r}") from None
+        else:
+            raise ConfigurationError(f"unknown serial URL option {key!r} in {url!r}")
+    return path, options
+
+
+class SerialTransport(Transport):
+    """A COBS byte stream over pyserial."""
+
+    framing = Framing.STREAM
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._target, self._options = port_and_options(url)
+        self._port: serial.Serial | None = None
+        self._queue: asyncio.Queue[bytes | object] | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def port(self) -> serial.Serial | None:
+        """The pyserial port while open."""
+        return self._port
+
+    async def open(self) -> None:
+        if self._port is None:
+            self._port = await asyncio.to_thread(self._make_port)
+        elif not self._port.is_open:
+            try:
+                await asyncio.to_thread(self._port.open)
+            except (SerialException, OSError) as exc:
+                raise self._open_error(exc) from None
+        self._queue = asyncio.Queue()
+        self._stop.clear()
+        loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(
+            target=self._read_loop,
+            args=(self._port, self._queue, loop),
+            name=f"knotsense-serial-{self._target}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _make_port(self) -> serial.Serial:
+        if self._target.lower().startswith(("sim+pty://", "sim_pty://")):
+            from knotsense.firmware_sim.serial_handler import register_serial_handlers
+
+            register_serial_handlers()
+        try:
+            port = serial.serial_for_url(self._target, timeout=READ_TIMEOUT_S, **self._options)
+        except (SerialException, OSError, ValueError) as exc:
+            raise self._open_error(exc) from None
+        return port
+
+    def _open_error(self, exc: BaseException) -> TransportError:
+        text = str(exc)
+        if getattr(exc, "errno", None) == errno.ENOENT or "No such file" in text:
+            return DeviceNotFoundError(f"no serial port {self._target!r}")
+        if "Permission denied" in text:
+            return TransportError(f"permission denied opening {self._target!r} (dialout group?)")
+        first_line = text.splitlines()[0] if text else type(exc).__name__
+        return TransportError(f"cannot open {self._target!r}: {first_line}")
+
+    def _read_loop(
+        self, port: serial.Serial, queue: asyncio.Queue, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        put = queue.put_nowait
+        while not self._stop.is_set():
+            try:
+                data = port.read(max(1, port.in_waiting))
+            except (SerialException, OSError, TypeError, AttributeError):
+                # TypeError/AttributeError: pyserial's fd vanished under us on close.
+                if not self._stop.is_set():
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(put, _LOST)
+                return
+            if data:
+                try:
+                    loop.call_soon_threadsafe(put, data)
+                except RuntimeError:  # the loop is closed
+                    return
+
+    async def close(self) -> None:
+        self._stop.set()
+        port, thread = self._port, self._thread
+        self._thread = None
+        if port is not None and port.is_open:
+            with contextlib.suppress(SerialException, OSError):
+                await asyncio.to_thread(port.close)
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 1.0)
+
+    async def send(self, frame: bytes) -> None:
+        port = self._port
+        if port is None or not port.is_open:
+            raise LinkLostError(f"{self._target}: port is closed")
+        try:
+            await asyncio.to_thread(port.write, frame)
+        except (SerialException, OSError) as exc:
+            raise LinkLostError(f"{self._target}: write failed: {exc}") from None
+
+    async def receive(self, timeout: float) -> list[bytes]:
+        queue = self._queue
+        if queue is None:
+            raise LinkLostError(f"{self._target}: not open")
+        try:
+            first = await asyncio.wait_for(queue.get(), timeout)
+        except TimeoutError:
+            return []
+        items = [first]
+        while not queue.empty():
+            items.append(queue.get_nowait())
+        chunks = [item for item in items if item is not _LOST]
+        if len(chunks) < len(items):
+            if chunks:
+                # Deliver the data first; report the loss on the next call.
+                queue.put_nowait(_LOST)
+                return chunks  # type: ignore[return-value]
+            raise LinkLostError(f"{self._target}: read failed (device unplugged or port closed)")
+        return chunks  # type: ignore[return-value]
