@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from knotsense.errors import CalibrationError
 from numpy.typing import ArrayLike, NDArray
+
+from knotsense.errors import CalibrationError
 
 FloatArray = NDArray[np.float64]
 

@@ -17,8 +17,9 @@ from itertools import pairwise
 from typing import Any, ClassVar
 
 import numpy as np
-from knotsense.errors import ConfigurationError
 from numpy.typing import ArrayLike, NDArray
+
+from knotsense.errors import ConfigurationError
 
 FloatArray = NDArray[np.float64]
 _EPS = 1e-6  # seconds: bin times are on a float grid

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 import numpy as np
-from knotsense.errors import ConfigurationError
 from numpy.typing import ArrayLike, NDArray
 from scipy import signal
+
+from knotsense.errors import ConfigurationError
 
 FloatArray = NDArray[np.float64]
 

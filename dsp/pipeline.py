@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from knotsense.dsp.calibration_models import Calibration
 from knotsense.dsp.detectors import (
     ContactDetector,
@@ -30,7 +32,6 @@ from knotsense.dsp.detectors import (
 from knotsense.dsp.filters import BandPass, BinAverager, Binned, LowPass, SpikeFilter
 from knotsense.dsp.signals import balance_axis, balance_force, centre_of_pressure
 from knotsense.errors import ConfigurationError
-from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
 

@@ -8,8 +8,9 @@ signals are NaN rather than noise divided by noise.
 from __future__ import annotations
 
 import numpy as np
-from knotsense.errors import ConfigurationError
 from numpy.typing import ArrayLike, NDArray
+
+from knotsense.errors import ConfigurationError
 
 FloatArray = NDArray[np.float64]
 

@@ -9,14 +9,16 @@ loader returns a :class:`ForceTable`; every problem with the file is a one-line
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from knotsense.errors import SessionFileError
 from numpy.typing import NDArray
+
+from knotsense.errors import SessionFileError
 
 __all__ = ["LOADERS", "ForceTable", "load_csv", "load_force_table"]
 
@@ -73,7 +75,9 @@ def load_csv(path: Path) -> ForceTable:
     if len(set(names)) != len(names):
         raise SessionFileError(f"{path}: duplicate column names in the header")
     try:
-        data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "no data": reported below
+            data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
     except ValueError as exc:
         raise SessionFileError(f"{path}: malformed data: {str(exc).splitlines()[0]}") from None
     if data.size == 0:

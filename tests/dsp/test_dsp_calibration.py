@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from knotsense.dsp.calibration_models import (
     Calibration,
     CalibrationModel,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from knotsense.dsp.detectors import (
     ContactEpisode,
     OverpressureEpisode,

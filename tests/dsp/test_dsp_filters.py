@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from knotsense.dsp.filters import BandPass, BinAverager, LowPass, SpikeFilter
 
 

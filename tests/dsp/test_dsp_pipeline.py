@@ -1,0 +1,136 @@
+"""The whole chain: chunking invariance, calibration, summary, accuracy over many seeds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from knotsense.dsp.calibration_models import Calibration, LinearModel, MonotoneModel
+from knotsense.dsp.evaluation import Score, score
+from knotsense.dsp.pipeline import Pipeline, PipelineConfig, analyze
+from knotsense.dsp.synthetic import make_session
+from knotsense.errors import ConfigurationError
+
+
+def _events_chunked(session, cfg, rng):
+    pipe = Pipeline(cfg)
+    events = []
+    a = 0
+    while a < session.t.size:
+        b = a + int(rng.integers(1, 400))
+        events += pipe.process(session.t[a:b], session.forces[a:b]).events
+        a = b
+    return events + list(pipe.finish().events)
+
+
+@pytest.mark.parametrize("seed", [0, 5, 11])
+def test_random_chunking_gives_identical_events(seed: int) -> None:
+    s = make_session(seed, rate=100.0, channels=3, lies=3)
+    cfg = PipelineConfig(release_threshold=s.threshold, max_force=s.threshold * 1.45)
+    whole = analyze(s.t, s.forces, cfg)
+    events = _events_chunked(s, cfg, np.random.default_rng(seed))
+    assert tuple(events) == whole.signals.events  # same records, same order, bit for bit
+    assert len(whole.episodes) >= 3 and whole.onsets
+
+
+def test_live_events_come_in_detection_order() -> None:
+    s = make_session(2, rate=200.0, channels=2, lies=3)
+    cfg = PipelineConfig(release_threshold=s.threshold)
+    events = _events_chunked(s, cfg, np.random.default_rng(1))
+    times = [e.detected_at for e in events]
+    assert times == sorted(times)
+
+
+def test_linear_and_monotone_calibration_give_the_same_episodes() -> None:
+    s = make_session(4, rate=100.0, channels=2, lies=3)
+    cfg = PipelineConfig(release_threshold=s.threshold)
+    ref = analyze(s.t, s.forces, cfg).episodes
+    lin = Calibration((LinearModel(0.05, -10.0), LinearModel(0.04, 3.0)))
+    raw = lin.inverse(s.forces)
+    got = analyze(s.t, raw, PipelineConfig(release_threshold=s.threshold, calibration=lin)).episodes
+    assert [(e.kind, round(e.start, 6)) for e in got] == [(e.kind, round(e.start, 6)) for e in ref]
+    knots = np.linspace(0, 4000, 9)
+    mono_model = MonotoneModel(tuple(knots), tuple(0.5 + 300 * (knots / 4000) ** 1.3))
+    mono = Calibration((mono_model, mono_model))
+    raw = mono.inverse(s.forces)
+    cfg = PipelineConfig(release_threshold=s.threshold, calibration=mono)
+    got = analyze(s.t, raw, cfg).episodes
+    assert [(e.kind, round(e.start, 3)) for e in got] == [(e.kind, round(e.start, 3)) for e in ref]
+
+
+def test_summary_is_json_safe_and_consistent() -> None:
+    s = make_session(6, rate=100.0, channels=4, lies=4)
+    a = analyze(s.t, s.forces, PipelineConfig(release_threshold=s.threshold, max_force=400.0))
+    d = json.loads(json.dumps(a.to_dict(), allow_nan=False))
+    summ = d["summary"]
+    rel = [e for e in d["events"] if e["kind"] == "release"]
+    assert summ["releases"]["count"] == len(rel)
+    assert summ["releases"]["hold_times_s"] == [round(e["duration"], 3) for e in rel]
+    assert summ["rocking"]["count"] == sum(e["kind"] == "rocking" for e in d["events"])
+    assert summ["time_in_release_band_s"] >= sum(summ["releases"]["hold_times_s"]) * 0.9
+    q = summ["signal_quality"]
+    assert q["samples"] == s.t.size and q["spikes_removed"] > 0 and q["gaps"] > 0
+    assert q["sample_rate_hz"] == pytest.approx(100.0, rel=0.02)
+
+
+def test_nan_rows_and_saturation_are_counted() -> None:
+    t = np.arange(0, 30, 0.01)
+    x = np.column_stack([np.full(t.size, 50.0), np.full(t.size, 70.0)])
+    x[100:110, 1] = np.nan
+    x[500:520, 0] = 400.0
+    cfg = PipelineConfig(release_threshold=100.0, saturation=(0.0, 400.0))
+    q = analyze(t, x, cfg).summary.to_dict()["signal_quality"]
+    assert q["nan_samples"] == 10 and q["saturated_samples"] == 20
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"release_threshold": -1.0},
+        {"hold": 0.0},
+        {"gap": -1.0},
+        {"release_threshold": 100.0, "max_force": 90.0},
+        {"rocking_min_freq": 3.0, "rocking_max_freq": 1.0},
+        {"detector_rate": 5.0},
+        {"rocking_source": "balance"},
+    ],
+)
+def test_impossible_configs_raise(kwargs: dict) -> None:
+    with pytest.raises(ConfigurationError):
+        PipelineConfig(**kwargs)
+
+
+def test_non_increasing_time_is_refused() -> None:
+    pipe = Pipeline(PipelineConfig(release_threshold=100.0))
+    pipe.process([0.0, 0.1], [[1.0], [2.0]])
+    with pytest.raises(ConfigurationError):
+        pipe.process([0.1, 0.2], [[1.0], [2.0]])
+
+
+def test_balance_rocking_source_uses_positions() -> None:
+    s = make_session(8, rate=100.0, channels=4, lies=3)
+    cfg = PipelineConfig(
+        release_threshold=s.threshold, positions=s.positions, rocking_source="balance"
+    )
+    a = analyze(s.t, s.forces, cfg)
+    assert a.signals.cop is not None and a.signals.cop.shape[1] == 1
+    assert np.nanmax(np.abs(a.signals.cop)) <= 30.0 + 1e-9
+
+
+def test_accuracy_over_many_seeds() -> None:
+    """F1 >= 0.95 at IoU >= 0.5; median onset error <= 0.5 s (release), 1.5 s (rocking)."""
+    rel, rock = Score(), Score()
+    rates = [50.0, 100.0, 250.0, 500.0, 1000.0]
+    for seed in range(30):
+        s = make_session(100 + seed, rate=rates[seed % 5], channels=1 + seed % 8, lies=3)
+        a = analyze(s.t, s.forces, PipelineConfig(release_threshold=s.threshold))
+        rel += score(s.truth, a.episodes, "release")
+        rock += score(s.truth, a.episodes, "rocking")
+    assert len(rel.matches) >= 25 and len(rock.matches) >= 25
+    assert rel.f1 >= 0.95 and rock.f1 >= 0.95, (rel.to_dict(), rock.to_dict())
+    assert rel.median_onset_error <= 0.5
+    assert rock.median_onset_error <= 1.5
+    freq_err = [abs(m.detected.frequency / m.truth.frequency - 1) for m in rock.matches]
+    assert np.median(freq_err) < 0.03
