@@ -1,0 +1,396 @@
+"""Silicone and sensors: from the load a body applies to the ADC counts of each channel.
+
+Chain, per channel, evaluated a block of samples at a time with numpy:
+
+1. load sharing: the total force at the centre of pressure is split over the
+   sensors like a rigid plate on equal springs (moment balance), clipped at 0;
+2. silicone: Prony-series relaxation ``F_s = F + sum g_k * highpass_tau_k(F)``,
+   so a step overshoots by ``sum g_k`` and relaxes to the applied force;
+3. the sensor (:class:`UnitParams` fixes every figure of one unit, seeded by
+   its serial number):
+
+   * load cell on a 24-bit ADC: gain ~25 000 counts/N (+/-8 % part to part),
+     offset, 0.2 % FS bow nonlinearity, 0.2 % FS hysteresis, 0.1 % creep in
+     30 min, zero and span temperature drift, 20-40 counts rms noise at
+     80 SPS (growing with sqrt(rate)), saturation at the ADC limits;
+   * FSR behind a load spreader on a 12-bit ADC: conductance a power law of
+     the force on the element, voltage divider to counts, ~10 % FS
+     hysteresis (unloading reads high, relative to the recent peak), drift
+     under load of a few % per decade of time, -0.25 %/degC sensitivity,
+     +/-6 % part-to-part gain.
+
+Hysteresis is modelled with a slowly decaying peak memory: reading
+``F + h * P * 4 r (1 - r)`` where ``P`` is the recent peak and ``r = F / P``,
+so the rising branch is the static curve and the falling branch reads high
+by up to ``h * P`` at half the peak (rate-independent, as on a bench).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.signal import lfilter
+
+from knotsense.errors import ConfigurationError
+from knotsense.firmware_sim.scenario import CONTACT_FLOOR_N, LoadProfile, Scenario
+
+PRONY = {
+    "soft": ((0.04, 0.03, 0.02), (0.025, 0.15, 0.3)),
+    "dense": ((0.05, 0.04, 0.025, 0.015), (0.1, 1.4, 25.0, 300.0)),
+    "hard": ((0.15, 0.15, 0.1), (0.1, 1.4, 25.0)),
+}
+"""Prony terms (g_k, tau_k seconds) of the silicone presets."""
+
+LOAD_CELL_RATES = (10, 80, 250, 500, 1000)
+FSR_RATES = (50, 100, 250, 500, 1000)
+LOAD_CELL_BITS = 24
+FSR_BITS = 12
+REFERENCE_C = 22.0
+PEAK_MEMORY_S = 180.0
+CREEP_TAU_S = 600.0
+WARM_TAU_S = 400.0
+SKIN_WARMING_C = 8.0
+
+
+def unit_seed(serial: str) -> int:
+    """A stable integer from a serial number (not Python's salted hash)."""
+    return zlib.crc32(serial.encode("utf-8"))
+
+
+def sensor_positions(channels: int) -> np.ndarray:
+    """Sensor positions (mm) under the knob: centre, a pair, or a ring of radius 18 mm."""
+    if channels == 1:
+        return np.zeros((1, 2))
+    if channels == 2:
+        return np.array([[-15.0, 0.0], [15.0, 0.0]])
+    angle = 2 * np.pi * np.arange(channels) / channels + np.pi / 2
+    return np.round(18.0 * np.column_stack((np.cos(angle), np.sin(angle))), 1)
+
+
+@dataclass(frozen=True)
+class UnitParams:
+    """The individual figures of one simulated unit; two serials give two units."""
+
+    serial: str
+    sensor: str
+    channels: int
+    positions_mm: np.ndarray = field(repr=False)
+    adc_bits: int
+    adc_min: int
+    adc_max: int
+    gain: np.ndarray = field(repr=False)
+    """Load cell: counts per N. FSR: divider gain G*Rm per N**exponent on the element."""
+    offset: np.ndarray = field(repr=False)
+    noise_rms: np.ndarray = field(repr=False)
+    """Counts rms at the reference rate (80 Hz load cell; any rate FSR)."""
+    full_scale_n: float
+    nonlinearity: np.ndarray = field(repr=False)
+    hysteresis: np.ndarray = field(repr=False)
+    creep: np.ndarray = field(repr=False)
+    zero_tc: np.ndarray = field(repr=False)
+    """Counts per degC."""
+    span_tc: np.ndarray = field(repr=False)
+    """Relative gain change per degC."""
+    fsr_exponent: np.ndarray = field(repr=False)
+    fsr_threshold_n: float
+    fsr_spread: float
+    drift_per_decade: np.ndarray = field(repr=False)
+    crystal_ppm: float
+    jitter_us: float
+    battery_pct0: float
+    sample_rates: tuple[int, ...]
+    default_rate: int
+
+    def to_dict(self) -> dict:
+        """JSON-safe figures (for reports and the calibration engineer)."""
+        out = {}
+        for name, value in self.__dict__.items():
+            out[name] = value.tolist() if isinstance(value, np.ndarray) else value
+        return out
+
+    def static_counts(self, force_n: np.ndarray, temperature_c: float = REFERENCE_C) -> np.ndarray:
+        """Noise-free counts of each channel for a settled force per channel (rising branch)."""
+        f = np.asarray(force_n, dtype=np.float64)
+        dt = temperature_c - REFERENCE_C
+        if self.sensor == "load_cell":
+            fs = self.full_scale_n
+            nl = self.nonlinearity * fs * 4 * (f / fs) * (1 - f / fs)
+            eff = (f + nl) * (1 + self.creep) * (1 + self.span_tc * dt)
+            return self.offset + self.gain * eff + self.zero_tc * dt
+        el = f * self.fsr_spread * (1 + self.span_tc * dt)
+        g = self.gain * np.maximum(el - self.fsr_threshold_n, 0.0) ** self.fsr_exponent
+        return self.offset + (self.adc_max - self.offset) * g / (1 + g)
+
+
+def make_unit(
+    serial: str,
+    sensor: str,
+    channels: int,
+    default_rate: int | None = None,
+    drift_scale: float = 1.0,
+) -> UnitParams:
+    """Draw the individual figures of unit *serial* (deterministic in the serial)."""
+    rng = np.random.default_rng([unit_seed(serial), 0x0017])
+    c = channels
+    common = {
+        "serial": serial,
+        "sensor": sensor,
+        "channels": c,
+        "positions_mm": sensor_positions(c),
+        "crystal_ppm": float(rng.uniform(-40.0, 40.0)),
+        "jitter_us": float(rng.uniform(1.0, 4.0)),
+        "battery_pct0": float(rng.uniform(82.0, 99.0)),
+    }
+    if sensor == "load_cell":
+        return UnitParams(
+            **common,
+            adc_bits=LOAD_CELL_BITS,
+            adc_min=-(1 << 23),
+            adc_max=(1 << 23) - 1,
+            gain=25_000.0 * rng.normal(1.0, 0.04, c).clip(0.9, 1.1),
+            offset=rng.normal(0.0, 60_000.0, c).round(),
+            noise_rms=rng.uniform(20.0, 40.0, c),
+            full_scale_n=300.0,
+            nonlinearity=0.002 * rng.uniform(0.7, 1.0, c) * rng.choice([-1.0, 1.0], c),
+            hysteresis=0.002 * rng.uniform(0.7, 1.0, c),
+            creep=0.00105 * rng.uniform(0.8, 1.2, c),
+            zero_tc=drift_scale * 0.0005 * 300.0 * 25_000.0 / 10 * rng.uniform(-1.0, 1.0, c),
+            span_tc=drift_scale * 1e-5 * rng.uniform(-1.0, 1.0, c),
+            fsr_exponent=np.ones(c),
+            fsr_threshold_n=0.0,
+            fsr_spread=1.0,
+            drift_per_decade=np.zeros(c),
+            sample_rates=LOAD_CELL_RATES,
+            default_rate=default_rate or 80,
+        )
+    if sensor == "fsr":
+        return UnitParams(
+            **common,
+            adc_bits=FSR_BITS,
+            adc_min=0,
+            adc_max=(1 << 12) - 1,
+            gain=0.2 * rng.normal(1.0, 0.06, c).clip(0.82, 1.18),
+            offset=rng.integers(2, 12, c).astype(np.float64),
+            noise_rms=rng.uniform(1.0, 2.0, c),
+            full_scale_n=250.0,
+            nonlinearity=np.zeros(c),
+            hysteresis=rng.uniform(0.08, 0.13, c),
+            creep=np.zeros(c),
+            zero_tc=np.zeros(c),
+            span_tc=drift_scale * -0.0025 * rng.uniform(0.8, 1.2, c),
+            fsr_exponent=rng.uniform(0.9, 1.1, c),
+            fsr_threshold_n=0.2,
+            fsr_spread=0.08,
+            drift_per_decade=drift_scale * rng.uniform(0.02, 0.045, c),
+            sample_rates=FSR_RATES,
+            default_rate=default_rate or 250,
+        )
+    raise ConfigurationError(f"unknown sensor {sensor!r} (known: load_cell, fsr)")
+
+
+def load_shares(positions: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+    """Share of the total force on each sensor, (n, C): rigid plate on equal springs."""
+    c = positions.shape[0]
+    if c == 1:
+        return np.ones((cx.size, 1))
+    centroid = positions.mean(axis=0)
+    rel = positions - centroid
+    m = np.linalg.pinv(rel.T @ rel)
+    cop = np.column_stack((cx - centroid[0], cy - centroid[1]))
+    w = 1.0 / c + cop @ (m @ rel.T)
+    w = np.maximum(w, 0.0)
+    return w / w.sum(axis=1, keepdims=True)
+
+
+class SensorFrontEnd:
+    """The physical chain for one unit in one scenario; stateful, fed in time order.
+
+    :meth:`process` takes host times (non-decreasing, across calls) and unit
+    normal noise, and returns the applied force per channel and the raw counts.
+    """
+
+    def __init__(self, unit: UnitParams, scenario: Scenario, profile: LoadProfile) -> None:
+        self.unit = unit
+        self.scenario = scenario
+        self.profile = profile
+        g, tau = PRONY[scenario.silicone]
+        self.prony_g = np.array(g)
+        self.prony_tau = np.array(tau)
+        c = unit.channels
+        self._prony_z = np.zeros((len(g), c))
+        self._creep_z = np.zeros(c)
+        self._peak = np.zeros(c)
+        self._loaded_since = np.full(c, np.nan)
+        self._warm = 0.0
+        self._t_last: float | None = None
+        self.temperature_c = scenario.ambient_c
+
+    def ambient(self, t: np.ndarray | float) -> np.ndarray | float:
+        sc = self.scenario
+        frac = np.clip(np.asarray(t) / max(sc.duration_s, 1.0), 0.0, 1.0)
+        return sc.ambient_c + sc.ambient_drift_c * frac
+
+    def process(
+        self, t: np.ndarray, noise: np.ndarray, rate_hz: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Advance through host times *t*; returns (applied (n,C) N, raw (n,C) int64, total (n,)).
+
+        Args:
+            t: host times of the samples, non-decreasing (and after the previous call).
+            noise: standard normal draws, shape (n, C).
+            rate_hz: the nominal sample rate (sets the noise bandwidth and filter steps).
+        """
+        unit = self.unit
+        n = t.size
+        total, cx, cy = self.profile.evaluate(t)
+        applied = total[:, None] * load_shares(unit.positions_mm, cx, cy)
+        if n == 0:
+            return applied, np.zeros((0, unit.channels), np.int64), total
+        dt = 1.0 / rate_hz
+        if self._t_last is not None and t[0] - self._t_last > 2 * dt:
+            # A gap (sampler restarted): let the filters see one step of the gap.
+            dt_first = t[0] - self._t_last
+        else:
+            dt_first = dt
+
+        silicone = applied.copy()
+        for k, (g, tau) in enumerate(zip(self.prony_g, self.prony_tau, strict=True)):
+            a = math.exp(-dt / tau)
+            if dt_first != dt:
+                self._prony_z[k] *= math.exp(-dt_first / tau)
+            hp, zf = lfilter([a, -a], [1.0, -a], applied, axis=0, zi=self._prony_z[k][None, :])
+            self._prony_z[k] = zf[0]
+            silicone += g * hp
+
+        temp = self._temperature(t, total, dt, dt_first)
+        dtemp = temp - REFERENCE_C
+        if unit.sensor == "load_cell":
+            raw = self._load_cell(t, silicone, dtemp, dt, dt_first)
+            noise_rms = unit.noise_rms * math.sqrt(rate_hz / 80.0)
+        else:
+            raw = self._fsr(t, silicone, dtemp)
+            noise_rms = unit.noise_rms
+        raw = raw + noise * (noise_rms * self.scenario.noise_scale)
+        counts = np.clip(np.rint(raw), unit.adc_min, unit.adc_max).astype(np.int64)
+        self._t_last = float(t[-1])
+        return applied, counts, total
+
+    def _temperature(
+        self, t: np.ndarray, total: np.ndarray, dt: float, dt_first: float
+    ) -> np.ndarray:
+        b = math.exp(-dt / WARM_TAU_S)
+        contact = (total > CONTACT_FLOOR_N).astype(np.float64)
+        z = self._warm * math.exp(-(dt_first - dt) / WARM_TAU_S)
+        warm, _ = lfilter([1 - b], [1.0, -b], contact, zi=[z * b])
+        self._warm = float(warm[-1])
+        temp = self.ambient(t) + SKIN_WARMING_C * warm
+        self.temperature_c = float(temp[-1])
+        return temp[:, None]
+
+    def _hysteresis(self, t: np.ndarray, f: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Reading with peak-memory hysteresis (see the module docstring); updates the peak."""
+        t0 = self._t_last if self._t_last is not None else float(t[0])
+        rel = (t - t0)[:, None] / PEAK_MEMORY_S
+        decay = np.exp(-rel)
+        running = np.maximum.accumulate(f * np.exp(rel), axis=0) * decay
+        peak = np.maximum(running, self._peak[None, :] * decay)
+        self._peak = peak[-1].copy()
+        r = np.divide(f, peak, out=np.ones_like(f), where=peak > 1e-9)
+        return f + h * peak * 4 * r * (1 - r)
+
+    def _load_cell(
+        self, t: np.ndarray, f: np.ndarray, dtemp: np.ndarray, dt: float, dt_first: float
+    ) -> np.ndarray:
+        u = self.unit
+        fs = u.full_scale_n
+        f = self._hysteresis(t, f, u.hysteresis)
+        b = math.exp(-dt / CREEP_TAU_S)
+        z = self._creep_z * math.exp(-(dt_first - dt) / CREEP_TAU_S) * b
+        lp, _ = lfilter([1 - b], [1.0, -b], f, axis=0, zi=z[None, :])
+        self._creep_z = lp[-1].copy()
+        nl = u.nonlinearity * fs * 4 * (f / fs) * (1 - f / fs)
+        eff = (f + nl + u.creep * lp) * (1 + u.span_tc * dtemp)
+        return u.offset + u.gain * eff + u.zero_tc * dtemp
+
+    def _fsr(self, t: np.ndarray, f: np.ndarray, dtemp: np.ndarray) -> np.ndarray:
+        u = self.unit
+        el = f * u.fsr_spread
+        el = self._hysteresis(t, el, u.hysteresis)
+        loaded = el > u.fsr_threshold_n
+        # Time under load since the current contact started, per channel.
+        prev = ~np.isnan(self._loaded_since)
+        starts = loaded & ~np.vstack((prev[None, :], loaded[:-1]))
+        idx = np.where(starts, np.arange(t.size)[:, None], -1)
+        last = np.maximum.accumulate(idx, axis=0)
+        since = np.where(last >= 0, t[np.maximum(last, 0)], self._loaded_since[None, :])
+        since = np.where(loaded, since, np.nan)
+        self._loaded_since = since[-1].copy()
+        under = np.nan_to_num(t[:, None] - since, nan=0.0)
+        el = el * (1 + u.drift_per_decade * np.log10(1 + under)) * (1 + u.span_tc * dtemp)
+        g = u.gain * np.maximum(el - u.fsr_threshold_n, 0.0) ** u.fsr_exponent
+        return u.offset + (u.adc_max - u.offset) * g / (1 + g)
+
+
+@dataclass(frozen=True, eq=False)
+class Rendered:
+    """A scenario rendered through one unit, uniform in host time.
+
+    Attributes:
+        t: host times (s), shape (n,).
+        force: true applied force per channel (N), shape (n, C).
+        raw: raw ADC counts per channel, int64, shape (n, C).
+        total: true applied total force (N), shape (n,) -- what a reference gauge reads.
+        unit: the unit's individual parameters.
+        rate_hz: the sample rate.
+        temperature_c: sensor temperature at the end.
+    """
+
+    t: np.ndarray
+    force: np.ndarray
+    raw: np.ndarray
+    total: np.ndarray
+    unit: UnitParams
+    rate_hz: float
+    scenario: str
+    seed: int
+    temperature_c: float
+
+
+def render_scenario(
+    scenario: Scenario,
+    seed: int = 0,
+    rate_hz: float | None = None,
+    channels: int | None = None,
+    sensor: str | None = None,
+    serial_number: str | None = None,
+    duration_s: float | None = None,
+    block_s: float = 1.0,
+) -> Rendered:
+    """See :func:`knotsense.firmware_sim.scenario.render`."""
+    scenario = scenario.with_overrides(sensor=sensor, channels=channels)
+    unit = make_unit(
+        serial_number or f"KS-{seed:06d}",
+        scenario.sensor,
+        scenario.channels,
+        drift_scale=scenario.drift_scale,
+    )
+    rate = float(rate_hz or scenario.rate_hz)
+    if not 0 < rate <= 100_000:
+        raise ConfigurationError(f"rate_hz must be 0..100000, got {rate}")
+    duration = scenario.duration_s if duration_s is None else duration_s
+    n = round(duration * rate)
+    front = SensorFrontEnd(unit, scenario, scenario.profile(seed))
+    t = np.arange(n) / rate
+    rng = np.random.default_rng([seed, unit_seed(unit.serial), 0x4E0D])
+    force = np.empty((n, unit.channels))
+    raw = np.empty((n, unit.channels), np.int64)
+    total = np.empty(n)
+    step = max(1, int(rate * block_s))
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        noise = rng.standard_normal((b - a, unit.channels))
+        force[a:b], raw[a:b], total[a:b] = front.process(t[a:b], noise, rate)
+    return Rendered(t, force, raw, total, unit, rate, scenario.name, seed, front.temperature_c)
