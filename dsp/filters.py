@@ -35,6 +35,38 @@ def _as_tx(t: ArrayLike, x: ArrayLike) -> tuple[FloatArray, FloatArray]:
     return tt, xx
 
 
+def _steps(t: FloatArray, before: float) -> FloatArray:
+    """``np.diff(t, prepend=before)`` without its per-call overhead (live chunks are tiny)."""
+    out = np.empty_like(t)
+    out[0] = t[0] - before
+    np.subtract(t[1:], t[:-1], out=out[1:])
+    return out
+
+
+def _sosfilt_small(sos: list, x: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``scipy.signal.sosfilt`` along axis 0 for a handful of samples, bit for bit.
+
+    Same transposed direct form II, same operation order, so the result is
+    identical; it only skips scipy's per-call checks (~150 us), which dominate
+    when a live chunk brings two or three decimated samples.
+    """
+    n, k = x.shape
+    out = np.empty_like(x)
+    z = zi.tolist()
+    xs = x.tolist()
+    for j in range(k):
+        for i in range(n):
+            xc = xs[i][j]
+            for s, (b0, b1, b2, _a0, a1, a2) in enumerate(sos):
+                zs = z[s]
+                xn = b0 * xc + zs[0][j]
+                zs[0][j] = b1 * xc - a1 * xn + zs[1][j]
+                zs[1][j] = b2 * xc - a2 * xn
+                xc = xn
+            out[i, j] = xc
+    return out, np.array(z)
+
+
 def _check_positive(**values: float) -> None:
     for name, value in values.items():
         if not (np.isfinite(value) and value > 0):
@@ -96,7 +128,7 @@ class SpikeFilter:
         # Each sample is judged only on a full window inside its own run of data:
         # samples before a long gap must not judge samples after it.
         pos = np.arange(n)
-        is_gap = np.diff(tv, prepend=self._last_t) > self.max_gap
+        is_gap = _steps(tv, self._last_t) > self.max_gap
         seg_start = np.maximum.accumulate(np.where(is_gap, pos, -self._since))
         judged = pos - seg_start >= w - 1
         # Candidates: a jump > min_jump from one of the `half` previous samples.
@@ -140,6 +172,7 @@ class SosFilter:
         self.rate = float(rate)
         self.max_gap = float(max_gap)
         self._zi_unit = signal.sosfilt_zi(self.sos)
+        self._sos_list = self.sos.tolist()
         self.reset()
 
     def reset(self) -> None:
@@ -163,7 +196,7 @@ class SosFilter:
             tv, xv = tt[rows], cols[rows]
         if tv.size == 0:
             return out
-        steps = np.diff(tv, prepend=self._last_t)
+        steps = _steps(tv, self._last_t)
         cuts = np.flatnonzero(steps > self.max_gap)
         bounds = [0, *cuts.tolist(), tv.size]
         yv = np.empty_like(xv)
@@ -172,7 +205,10 @@ class SosFilter:
                 continue
             if a in cuts or self._zi is None:
                 self._zi = self._zi_unit[:, :, None] * xv[a][None, None, :]
-            yv[a:b], self._zi = signal.sosfilt(self.sos, xv[a:b], axis=0, zi=self._zi)
+            if (b - a) * xv.shape[1] <= 32:
+                yv[a:b], self._zi = _sosfilt_small(self._sos_list, xv[a:b], self._zi)
+            else:
+                yv[a:b], self._zi = signal.sosfilt(self.sos, xv[a:b], axis=0, zi=self._zi)
         self._last_t = float(tv[-1])
         if rows is None:
             return yv.reshape(xx.shape)
@@ -288,7 +324,8 @@ class BinAverager:
         self, bins: NDArray[np.int64], xx: FloatArray, dd: NDArray[np.bool_], starts: NDArray
     ) -> Binned:
         sums = np.add.reduceat(xx, starts, axis=0)
-        counts = np.diff(np.append(starts, xx.shape[0])).astype(np.int64)
+        ends = np.append(starts[1:], xx.shape[0])
+        counts = (ends - starts).astype(np.int64)
         counts = np.repeat(counts[:, None], xx.shape[1], axis=1)
         bad = np.isnan(sums).any(axis=1)
         if dd.any():

@@ -312,7 +312,7 @@ class Pipeline:
             raise ConfigurationError(f"expected {self.channels} channels, got {xx.shape[1]}")
         if tt.size == 0:
             return self._run(self._bins.process(tt, np.empty((0, 1 + xx.shape[1]))))
-        if not (np.all(np.isfinite(tt)) and tt[0] > self._last_t and np.all(np.diff(tt) > 0)):
+        if not (np.isfinite(tt).all() and tt[0] > self._last_t and (tt[1:] > tt[:-1]).all()):
             raise ConfigurationError("sample times must be finite and strictly increasing")
         self._last_t = float(tt[-1])
         c = self.config
@@ -339,7 +339,9 @@ class Pipeline:
             if math.isnan(self._first_t):
                 self._first_t = float(tv[0])
             prev = self._last_valid_t if not math.isnan(self._last_valid_t) else tv[0]
-            steps = np.diff(tv, prepend=prev)
+            steps = np.empty_like(tv)
+            steps[0] = tv[0] - prev
+            np.subtract(tv[1:], tv[:-1], out=steps[1:])
             for i in np.flatnonzero(steps > c.quality_gap):
                 a = float(tv[i - 1]) if i > 0 else float(prev)
                 self._gaps.append((a, float(tv[i])))
