@@ -646,7 +646,7 @@ class SessionReader:
                 if not self.salvage:
                     raise SessionFileError(
                         f"{self.path}: corrupt record at byte offset {pos} ({bad.why}); "
-                        f"{nxt - pos} bytes damaged, valid records follow (use --salvage)"
+                        f"{nxt - pos} bytes damaged before valid records (salvage skips them)"
                     ) from None
                 skipped.append((pos, nxt - pos))
                 pos = nxt

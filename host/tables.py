@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from knotsense.errors import SessionFileError
 
-__all__ = ["LOADERS", "ForceTable", "load_csv", "load_force_table"]
+__all__ = ["LOADERS", "ForceTable", "load_csv", "load_force_table", "load_recording"]
 
 
 @dataclass(frozen=True)
@@ -103,13 +103,51 @@ LOADERS: dict[str, Callable[[Path], ForceTable]] = {".csv": load_csv}
 """File suffix -> loader. Recorded sessions (``.ksr``) register here."""
 
 
+def load_recording(path: Path) -> ForceTable:
+    """A recorded session (``.ksr``, see docs/recording-format.md) as a force table.
+
+    ``t`` is the host-mapped timeline (s from session start; gaps are jumps).
+    With a calibration in the recording the forces are in N; without one the
+    table has no force columns, only ``raw*`` counts (analyze/plot then need
+    ``--calibration``). ``meta`` is the session metadata.
+    """
+    from knotsense.host.session import load_session
+
+    session = load_session(path)
+    if session.n_samples == 0:
+        raise SessionFileError(f"{path}: the recording holds no samples")
+    n, c = session.raw.shape
+    raw = session.raw.astype(np.float64)
+    if session.present is not None:
+        raw[~session.present] = np.nan
+    forces = session.forces if session.forces is not None else np.empty((n, 0))
+    names = tuple(f"f{i}" for i in range(c)) if session.forces is not None else ()
+    return ForceTable(
+        t=session.t,
+        forces=forces,
+        names=names,
+        raw=raw,
+        raw_names=tuple(f"raw{i}" for i in range(c)),
+        meta=dict(session.metadata),
+    )
+
+
+LOADERS[".ksr"] = load_recording
+
+
 def load_force_table(path: str | Path) -> ForceTable:
-    """Load *path* with the loader for its file type."""
+    """Load *path* with the loader for its file type (recordings by their magic bytes)."""
+    from knotsense.host.recording import is_recording
+
     p = Path(path)
     if not p.is_file():
         raise SessionFileError(f"{p}: no such file")
+    if is_recording(p):
+        return load_recording(p)
     loader = LOADERS.get(p.suffix.lower())
-    if loader is None:
+    if loader is None or loader is load_recording:
         kinds = ", ".join(sorted(LOADERS))
+        if loader is load_recording:
+            raise SessionFileError(f"{p}: not a knotsense recording (bad magic)")
         raise SessionFileError(f"{p}: unknown file type {p.suffix or '(none)'}; known: {kinds}")
     return loader(p)
