@@ -259,7 +259,10 @@ class StreamDecoder(_DecoderBase):
         return batch
 
     def _bound_tail(self) -> None:
-        if len(self._pending) > MAX_ENCODED_SIZE:
+        if self._skipping or len(self._pending) > MAX_ENCODED_SIZE:
+            # While skipping the rest of an oversize run, its bytes are junk:
+            # count and drop them at once, so counters and ``buffered`` do not
+            # depend on how the run was chunked (docs/protocol.md 14.1).
             if not self._skipping:
                 self.stats.oversize += 1
             self.stats.bytes_discarded += len(self._pending)
