@@ -304,6 +304,9 @@ class Recorder:
         ...     rec.rx(chunk, time.time())
     """
 
+    chunk_limit: int = MAX_BODY
+    """RX/TX data longer than this is split into consecutive records."""
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -376,15 +379,17 @@ class Recorder:
         """Record bytes received from the device at *host_time* (unix seconds)."""
         data = bytes(data)
         self.rx_bytes += len(data)
-        for i in range(0, max(len(data), 1), MAX_BODY):
-            self._append(RecordKind.RX, host_time, data[i : i + MAX_BODY])
+        step = self.chunk_limit
+        for i in range(0, max(len(data), 1), step):
+            self._append(RecordKind.RX, host_time, data[i : i + step])
 
     def tx(self, data: bytes | bytearray | memoryview, host_time: float) -> None:
         """Record bytes sent to the device at *host_time*."""
         data = bytes(data)
         self.tx_bytes += len(data)
-        for i in range(0, max(len(data), 1), MAX_BODY):
-            self._append(RecordKind.TX, host_time, data[i : i + MAX_BODY])
+        step = self.chunk_limit
+        for i in range(0, max(len(data), 1), step):
+            self._append(RecordKind.TX, host_time, data[i : i + step])
 
     def meta(self, update: Mapping[str, Any], host_time: float) -> None:
         """Record a metadata update (e.g. new stream config, device info after reconnect)."""
