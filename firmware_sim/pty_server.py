@@ -239,18 +239,18 @@ class PtyServer:
             os.close(master)
             os.close(keeper)
             raise
+        if self.link_path is not None:  # before the path is published: no reader races it
+            tmp = self.link_path.with_name(self.link_path.name + ".tmp")
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            os.symlink(path, tmp)
+            os.replace(tmp, self.link_path)
         # The server keeps the slave open too, so the pty survives the reader
         # closing and reopening the port, as a USB device survives that.
         with self._enumerated:
             self._master, self._keeper, self._slave_path = master, keeper, path
             self._enumerations += 1
             self._enumerated.notify_all()
-        if self.link_path is not None:
-            tmp = self.link_path.with_name(self.link_path.name + ".tmp")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            os.symlink(path, tmp)
-            os.replace(tmp, self.link_path)
         if self._on_enumerate is not None:
             self._on_enumerate(path)
 

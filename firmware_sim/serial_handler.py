@@ -101,6 +101,7 @@ class SimPtySerial(serial.Serial):  # type: ignore[misc, valid-type]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._sim_server: PtyServer | None = None
         self._sim_finalizer: weakref.finalize | None = None
+        self._sim_enumeration = 0
         super().__init__(*args, **kwargs)
 
     @property
@@ -131,6 +132,7 @@ class SimPtySerial(serial.Serial):  # type: ignore[misc, valid-type]
         except KnotsenseError as exc:
             raise SerialException(f"could not open port {self._port}: {exc}") from None
         self.portstr = path  # PosixSerial.open opens portstr; port stays the URL
+        self._sim_enumeration = server.enumerations
         try:
             super().open()
         except BaseException:
@@ -142,15 +144,18 @@ class SimPtySerial(serial.Serial):  # type: ignore[misc, valid-type]
     def close(self) -> None:
         """Close the port; the device is stopped too unless it is off the bus.
 
-        A device that dropped off (hangup) keeps running, so that re-opening
-        this object attaches to it again once it re-enumerates, as a host
-        re-opens a USB port after a drop.
+        A device that dropped off since this port was opened (hangup) keeps
+        running, so that re-opening this object attaches to it again once it
+        re-enumerates, as a host re-opens a USB port after a drop.
         """
         super().close()
         server = self._sim_server
         if server is None:
             return
-        if not server.running or server.device.link_up or server.drop != "hangup":
+        hung_up = server.drop == "hangup" and (
+            not server.device.link_up or server.enumerations != self._sim_enumeration
+        )
+        if not server.running or not hung_up:
             self._stop_server()
 
     def _start_server(self, url: str) -> PtyServer:
