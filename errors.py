@@ -14,6 +14,7 @@ line. This module imports nothing, so every layer -- protocol and dsp included
     |   +-- UnknownSchemeError   no transport for the URL scheme
     |   +-- DeviceNotFoundError  the port, address or name does not exist
     |   +-- LinkLostError        an open link went away
+    |   +-- EndOfData            a finite source (a replayed recording) ran out
     +-- DeviceTimeoutError       a device did not answer in time
     +-- CommandError             a device answered a command with an error
     +-- SessionFileError         a recording or export file is unusable
@@ -60,6 +61,10 @@ class DeviceNotFoundError(TransportError):
 
 class LinkLostError(TransportError):
     """An open link went away (disconnect, read error, closed pty)."""
+
+
+class EndOfData(TransportError):
+    """A finite source, such as a replayed recording, has delivered everything."""
 
 
 class DeviceTimeoutError(KnotsenseError):

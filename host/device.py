@@ -32,6 +32,7 @@ import numpy as np
 from knotsense.errors import (
     CommandError,
     DeviceTimeoutError,
+    EndOfData,
     KnotsenseError,
     LinkLostError,
     TransportError,
@@ -169,6 +170,24 @@ class LinkStats:
 
 
 _END = object()
+BACKLOG_LIMIT = 256
+"""Stream items a reader paced by its consumer lets pile up before it waits."""
+
+
+def _checked(response: Response, body: CommandBody) -> Response:
+    """*response*, or CommandError when its status is not OK."""
+    if response.status != StatusCode.OK:
+        status = response.status
+        label = status.name if isinstance(status, StatusCode) else f"status {status}"
+        raise CommandError(f"{type(body).__name__} refused by the device: {label}", int(status))
+    return response
+
+
+def encoding_for_bits(adc_bits: int) -> Encoding:
+    """The narrowest sample encoding that holds a signed *adc_bits* reading."""
+    if adc_bits <= 16:
+        return Encoding.INT16
+    return Encoding.INT24 if adc_bits <= 24 else Encoding.INT32
 
 
 class AsyncDevice:
@@ -209,13 +228,14 @@ class AsyncDevice:
         self._ids = itertools.cycle(range(1, UNREADABLE_REQUEST_ID))
         self._pending: dict[int, asyncio.Future[Response]] = {}
         self._queue: asyncio.Queue[StreamItem | object] | None = None
+        self._drained = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._link_up = asyncio.Event()
         self._link_up.set()
         self._closed = False
         self._failure: KnotsenseError | None = None
         self._streaming = False
-        self._stream_args: tuple[int | None, int | None, Encoding | int] = (None, None, 2)
+        self._stream_args: tuple[int | None, int | None, Encoding | int | None] = (None, None, None)
         self._next_index: int | None = None
         self._next_device_us: int | None = None
         self._lost_link_at: float | None = None
@@ -292,7 +312,11 @@ class AsyncDevice:
         timeout = self.command_timeout if timeout is None else timeout
         retries = self.retries if retries is None else retries
         request_id = next(self._ids)
-        frame = self._encoder.encode(Command(request_id, body))
+        command = Command(request_id, body)
+        local = self.transport.answer(command)
+        if local is not None:
+            return _checked(local, body)
+        frame = self._encoder.encode(command)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         name = type(body).__name__
@@ -313,11 +337,7 @@ class AsyncDevice:
                 )
         finally:
             self._pending.pop(request_id, None)
-        if response.status != StatusCode.OK:
-            status = response.status
-            label = status.name if isinstance(status, StatusCode) else f"status {status}"
-            raise CommandError(f"{name} refused by the device: {label}", int(status))
-        return response
+        return _checked(response, body)
 
     async def _send(self, frame: bytes, timeout: float) -> None:
         if not self._link_up.is_set():
@@ -362,10 +382,15 @@ class AsyncDevice:
         self,
         rate_hz: int,
         channels: Sequence[int] | int | None = None,
-        encoding: Encoding | int = Encoding.INT16,
+        encoding: Encoding | int | None = None,
     ) -> StreamConfig:
-        """Choose rate, channels (indices or a mask; None = all) and sample encoding."""
+        """Choose rate, channels (indices or a mask; None = all) and sample encoding.
+
+        Without *encoding*, the narrowest one that holds the device's ADC counts.
+        """
         mask = await self._channel_mask(channels)
+        if encoding is None:
+            encoding = encoding_for_bits((self.info or await self.get_info()).adc_bits)
         config = (await self.request(SetStreamConfig(rate_hz, mask, encoding))).parse_result()
         self.stream_config = config  # type: ignore[assignment]
         return config  # type: ignore[return-value]
@@ -387,7 +412,7 @@ class AsyncDevice:
         self,
         rate_hz: int | None = None,
         channels: Sequence[int] | int | None = None,
-        encoding: Encoding | int = Encoding.INT16,
+        encoding: Encoding | int | None = None,
     ) -> StreamConfig:
         """Start streaming; with *rate_hz* (and *channels*) configure first.
 
@@ -395,7 +420,8 @@ class AsyncDevice:
         """
         if rate_hz is not None:
             await self.configure_stream(rate_hz, channels, encoding)
-            self._stream_args = (rate_hz, self.stream_config.channel_mask, encoding)  # type: ignore[union-attr]
+            mask = self.stream_config.channel_mask  # type: ignore[union-attr]
+            self._stream_args = (rate_hz, mask, encoding)
         self._streaming = True
         self._next_index = None
         config = (await self.request(StartStream())).parse_result()
@@ -475,17 +501,25 @@ class AsyncDevice:
         the reason). With *timeout*, ends quietly after that long with nothing.
         """
         queue = self._ensure_queue()
-        while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout)
-            except TimeoutError:
-                return
-            if item is _END:
-                queue.put_nowait(_END)
-                if self._failure is not None:
-                    raise self._failure
-                return
-            yield item  # type: ignore[misc]
+        try:
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    return
+                if queue.qsize() <= BACKLOG_LIMIT // 2:
+                    self._drained.set()
+                if item is _END:
+                    queue.put_nowait(_END)
+                    if self._failure is not None:
+                        raise self._failure
+                    return
+                yield item  # type: ignore[misc]
+        finally:
+            # Nobody reads any more: stop queueing, and never hold the reader back.
+            if self._queue is queue and not self._closed:
+                self._queue = None
+            self._drained.set()
 
     def _ensure_queue(self) -> asyncio.Queue[StreamItem | object]:
         if self._queue is None:
@@ -508,6 +542,9 @@ class AsyncDevice:
         while not self._closed:
             try:
                 chunks = await transport.receive(0.1)
+            except EndOfData:
+                self._end_stream()
+                return
             except LinkLostError as exc:
                 if not await self._recover(str(exc)):
                     return
@@ -520,6 +557,11 @@ class AsyncDevice:
                     self.on_raw("rx", chunk, now)
                 for frame in self.decoder.feed(chunk):
                     self._dispatch(frame, now)
+            queue = self._queue
+            if transport.paced_by_reader and queue is not None:
+                while queue is self._queue and queue.qsize() > BACKLOG_LIMIT and not self._closed:
+                    self._drained.clear()
+                    await self._drained.wait()
 
     def _dispatch(self, frame: DecodedFrame, now: float) -> None:
         message = frame.message
@@ -585,7 +627,14 @@ class AsyncDevice:
         self._emit(Gap(start_s, end_s, lost, reason))
 
     def _on_reboot(self, now: float) -> None:
-        """The device restarted: its clock and indices start over; resume streaming."""
+        """The device restarted: its clock and indices start over; resume streaming.
+
+        The BOOT a device sends at power-on, before any stream, is no reboot.
+        """
+        if not self._streaming and self._next_index is None:
+            self.clock.reset()
+            self.mapper.reset_epoch()
+            return
         self.link.reboots += 1
         self._rebooted = True
         last_host = self.mapper.map(self._next_device_us / 1e6) if self._next_device_us else now

@@ -121,7 +121,7 @@ class Device:
         self,
         rate_hz: int,
         channels: Sequence[int] | int | None = None,
-        encoding: Encoding | int = Encoding.INT16,
+        encoding: Encoding | int | None = None,
     ) -> StreamConfig:
         return self._call(self._device.configure_stream(rate_hz, channels, encoding))
 
@@ -129,7 +129,7 @@ class Device:
         self,
         rate_hz: int | None = None,
         channels: Sequence[int] | int | None = None,
-        encoding: Encoding | int = Encoding.INT16,
+        encoding: Encoding | int | None = None,
     ) -> StreamConfig:
         return self._call(self._device.start_stream(rate_hz, channels, encoding))
 

@@ -13,9 +13,7 @@ from knotsense.errors import ConfigurationError
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:
     """``--json``: print exactly one JSON object on stdout instead of text."""
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object on stdout"
-    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
 def print_json(obj: Any) -> None:
@@ -183,3 +181,35 @@ def analysis_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         calibration=calibration,
     )
     return table, x, config
+
+
+# --- device commands ---------------------------------------------------------
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional device URL (DESIGN.md "Device URLs")."""
+    parser.add_argument(
+        "url",
+        metavar="URL",
+        help="device URL: /dev/ttyACM0, serial:///dev/ttyACM0?baud=921600, "
+        "ble://AA:BB:CC:DD:EE:FF, ble://?name=KnotSense-12AB, sim://?scenario=NAME&seed=N, "
+        "sim+pty://?..., sim+ble://?..., replay://FILE.ksr",
+    )
+
+
+def run_async(coro: Any) -> Any:
+    """Run a coroutine to completion on a fresh event loop (one per command)."""
+    import asyncio
+
+    return asyncio.run(coro)
+
+
+def channel_list(text: str) -> list[int]:
+    """An argparse ``type=`` for ``0,1,3``."""
+    try:
+        channels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"channels must be like 0,1,3, not {text!r}") from None
+    if not channels or min(channels) < 0:
+        raise argparse.ArgumentTypeError(f"channels must be like 0,1,3, not {text!r}")
+    return channels

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
-from knotsense.protocol import MAX_FRAME_SIZE, Framing
+from knotsense.protocol import MAX_FRAME_SIZE, Command, Framing, Response
 
 
 class Transport(ABC):
@@ -24,10 +24,15 @@ class Transport(ABC):
         framing: how frames travel on this link.
         max_frame_size: the largest frame the link carries (BLE: MTU - 3).
         can_reconnect: whether :meth:`reopen` may bring a lost link back.
+        paced_by_reader: see below.
     """
 
     framing: Framing = Framing.STREAM
     can_reconnect: bool = True
+    paced_by_reader: bool = False
+    """True when data comes as fast as it is read (a simulator on virtual time,
+    a replay at full speed): the reader then waits for its consumer instead of
+    running ahead of it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -62,12 +67,20 @@ class Transport(ABC):
 
         Raises:
             LinkLostError: the link went away (the data before it was returned earlier).
+            EndOfData: a finite source has nothing more.
         """
 
     async def reopen(self) -> None:
         """Close and open again, after the link was lost."""
         await self.close()
         await self.open()
+
+    def answer(self, command: Command) -> Response | None:
+        """Answer *command* without the link, or None to send it.
+
+        Only a source with no device behind it (a replay) answers here.
+        """
+        return None
 
     def clock(self) -> float:
         """Host time (unix seconds) to stamp received data with.

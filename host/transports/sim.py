@@ -27,6 +27,7 @@ class SimTransport(Transport):
 
         self.config = SimConfig.from_url(url)
         self.framing = self.config.framing
+        self.paced_by_reader = self.config.speed is None
         self.max_frame_size = self.config.max_frame_size
         self._pipe = None
         self._held: list[bytes] = []

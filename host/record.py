@@ -1,0 +1,250 @@
+"""Record a session from a device: raw capture first, live analysis beside it.
+
+The raw capture (:class:`~knotsense.host.recording.Recorder`) sees every byte
+before anything is decoded, so a decoder bug, a crash or Ctrl-C never loses
+what the link delivered. The live pipeline (knotsense.dsp) runs on the
+decoded samples only to show and summarise; the file is the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from knotsense.dsp.detectors import Episode
+from knotsense.dsp.pipeline import Pipeline, PipelineConfig
+from knotsense.dsp.summary import summarize
+from knotsense.errors import CalibrationError, KnotsenseError
+from knotsense.host.device import AsyncDevice, Gap, LinkChange, Notice, ReconnectPolicy, Samples
+from knotsense.host.live import LiveState
+from knotsense.host.recording import (
+    MARK_GAP,
+    MARK_LINK_LOST,
+    MARK_NOTE,
+    MARK_RECONNECTED,
+    Recorder,
+    default_metadata,
+)
+from knotsense.host.session import calibration_from_metadata
+from knotsense.host.transports import make_transport
+from knotsense.protocol import ThresholdFlags
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """What a recording run produced."""
+
+    path: Path
+    duration_s: float
+    samples: int
+    stats: dict[str, int]
+    summary: dict[str, Any]
+    stopped_by: str
+
+
+def positions_of(info: Any) -> tuple[tuple[float, float], ...] | None:
+    """Channel positions (mm) from DeviceInfo, or None when all sit at the origin."""
+    positions = tuple((ch.x_mm, ch.y_mm) for ch in info.channels)
+    return positions if any(x or y for x, y in positions) else None
+
+
+async def record_session(
+    url: str,
+    path: str | Path,
+    *,
+    duration_s: float | None = None,
+    rate_hz: int | None = None,
+    channels: Sequence[int] | None = None,
+    pipeline_config: PipelineConfig | None = None,
+    calibration_record: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    view_factory: Callable[[LiveState, AsyncDevice], Any] | None = None,
+    reconnect: ReconnectPolicy | None = ReconnectPolicy(),  # noqa: B008 - frozen
+) -> RecordResult:
+    """Record from *url* into *path* until *duration_s* (session time) or Ctrl-C.
+
+    Args:
+        pipeline_config: detector settings. What it leaves open is filled from
+            the device: the calibration (to turn counts into N), the release
+            threshold (the device's stored one), the channel positions.
+        calibration_record: a calibration record to use instead of the
+            device's; it is stored in the recording's metadata either way.
+        view_factory: builds the live view (a context manager with ``refresh()``).
+    """
+    config = pipeline_config or PipelineConfig()
+    transport = make_transport(url)
+    await transport.open()
+    recorder: Recorder | None = None
+    device = AsyncDevice(transport, reconnect=reconnect)
+    stop = asyncio.Event()
+    stopped_by = "duration"
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        device.start()
+        info = await device.get_info()
+        if calibration_record is None:
+            calibration_record = await _device_calibration(device)
+        metadata = {
+            **default_metadata(transport.clock()),
+            "device_url": url,
+            "framing": transport.framing.value,
+            "device_info": info,
+            "calibration": calibration_record,
+        }
+        recorder = Recorder(path, metadata, overwrite=overwrite, host_time=transport.clock())
+        device.on_raw = _raw_hook(recorder)
+        stream_config = await device.start_stream(rate_hz, channels)
+        recorder.meta({"stream_config": stream_config}, transport.clock())
+
+        config = await _complete_config(device, config, stream_config, calibration_record)
+        pipeline = Pipeline(config)
+        state = LiveState(
+            channels=stream_config.channel_count,
+            unit="N" if config.calibration is not None else "counts",
+            release_threshold=config.release_threshold,
+            hold_s=config.hold,
+        )
+        view = view_factory(state, device) if view_factory else contextlib.nullcontext()
+        t0: float | None = None
+        episodes: list[Episode] = []
+        with view:
+            async for item in _until(device.stream(timeout=5.0), stop):
+                state.on_item(item)
+                if isinstance(item, Samples) and item.host_s.size:
+                    t0 = float(item.host_s[0]) if t0 is None else t0
+                    t = item.host_s - t0
+                    out = pipeline.process(t, item.raw)
+                    episodes += [e for e in out.events if isinstance(e, Episode)]
+                    forces = None if config.calibration is None else out.channels
+                    state.on_output(out, forces)
+                    if duration_s is not None and t[-1] >= duration_s:
+                        break
+                elif isinstance(item, Gap):
+                    recorder.mark(MARK_GAP, item, transport.clock())
+                elif isinstance(item, LinkChange):
+                    kind = {"lost": MARK_LINK_LOST, "restored": MARK_RECONNECTED}.get(
+                        item.kind, MARK_NOTE
+                    )
+                    recorder.mark(kind, {"kind": item.kind, "detail": item.detail}, item.at)
+                elif isinstance(item, Notice):
+                    pass
+                if view_factory:
+                    view.refresh()  # type: ignore[union-attr]
+            else:
+                stopped_by = "interrupted" if stop.is_set() else "idle"
+            final = pipeline.finish()
+            episodes += [e for e in final.events if isinstance(e, Episode)]
+            state.on_output(final, None)
+            if view_factory:
+                view.refresh(force=True)  # type: ignore[union-attr]
+        with contextlib.suppress(KnotsenseError, TimeoutError):
+            await asyncio.wait_for(device.stop_stream(), 3.0)
+        episodes.sort(key=lambda e: (e.start, e.kind))
+        summary = summarize(
+            tuple(episodes), pipeline.quality, config, band_time=pipeline.band_time
+        ).to_dict()
+        result = RecordResult(
+            Path(path), state.now_s, state.samples, device.stats, summary, stopped_by
+        )
+        recorder.close({"stopped_by": stopped_by, "stats": device.stats, "summary": summary})
+        recorder = None
+        return result
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+        await device.close()
+        if recorder is not None:
+            recorder.close({"stopped_by": "error", "stats": device.stats})
+
+
+async def _device_calibration(device: AsyncDevice) -> dict[str, Any] | None:
+    """The calibration record stored on the device, if it holds a readable one."""
+    if not device.info or not device.info.calibration_id:
+        return None
+    _, blob = await device.read_calibration()
+    try:
+        record = json.loads(blob.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        log.warning("the device's calibration record is not JSON; recording raw counts only")
+        return None
+    return record if isinstance(record, dict) else None
+
+
+async def _complete_config(
+    device: AsyncDevice, config: PipelineConfig, stream: Any, record: dict[str, Any] | None
+) -> PipelineConfig:
+    """Fill what the caller left open from the device: calibration, threshold, positions."""
+    info = device.info
+    streamed = [i for i in range(info.channel_count) if stream.channel_mask >> i & 1]
+    changes: dict[str, Any] = {}
+    if config.calibration is None and record is not None:
+        try:
+            changes["calibration"] = calibration_from_metadata(
+                {"calibration": record}, streamed, info.channel_count
+            )
+        except CalibrationError as exc:
+            log.warning("calibration not applied live: %s", exc)
+    if config.release_threshold is None and changes.get("calibration", config.calibration):
+        with contextlib.suppress(KnotsenseError):
+            thresholds = await device.read_thresholds()
+            if thresholds.flags & ThresholdFlags.RELEASE_ENABLED and thresholds.release_on > 0:
+                changes["release_threshold"] = thresholds.release_on / 1000.0
+    positions = positions_of(info)
+    if config.positions is None and positions is not None:
+        changes["positions"] = tuple(positions[i] for i in streamed)
+    return replace(config, **changes) if changes else config
+
+
+def _raw_hook(recorder: Recorder) -> Callable[[str, bytes, float], None]:
+    def hook(direction: str, data: bytes, host_time: float) -> None:
+        if direction == "rx":
+            recorder.rx(data, host_time)
+        else:
+            recorder.tx(data, host_time)
+
+    return hook
+
+
+async def _until(items: Any, stop: asyncio.Event) -> Any:
+    """Yield from an async iterator until it ends or *stop* is set (even while waiting)."""
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            upcoming = asyncio.ensure_future(items.__anext__())
+            done, _ = await asyncio.wait({upcoming, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if upcoming not in done:
+                upcoming.cancel()
+                return
+            try:
+                yield upcoming.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        stopper.cancel()
+
+
+def load_calibration_record(path: str | Path) -> dict[str, Any]:
+    """Read a calibration record file (JSON object)."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CalibrationError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise CalibrationError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(record, dict):
+        raise CalibrationError(f"{path}: a calibration record is a JSON object")
+    return record
