@@ -531,7 +531,7 @@ def load_session(path: str | os.PathLike[str], salvage: bool = False) -> Session
     # Host mapping per epoch, from each block's last-sample time (a block is sent
     # after its last sample is taken).
     last_us = t_dev + ((n - 1).clip(0) * period_ns) // 1000
-    mappers: list[ClockMapper] = []
+    mappers: list[_EpochClock] = []
     bounds = np.append(starts, nb)
     for e in range(starts.size):
         sl = slice(int(bounds[e]), int(bounds[e + 1]))
@@ -664,19 +664,39 @@ def load_session(path: str | os.PathLike[str], salvage: bool = False) -> Session
     )
 
 
-def _fit_clock(device_s: np.ndarray, host_s: np.ndarray) -> ClockMapper:
-    """A ClockMapper fitted to one epoch's (device time, receive time) pairs.
+class _EpochClock:
+    """One epoch's ClockMapper, lowered so that no frame maps after its receive time."""
 
-    The window grows with the session (2-30 s, about 300 windows) so that even
-    bursty links put one promptly received frame in most windows. Observations
+    def __init__(self, mapper: ClockMapper, correction: float) -> None:
+        self.mapper = mapper
+        self.correction = correction
+
+    def map(self, device_s: np.ndarray | float) -> np.ndarray | float:
+        return self.mapper.map(device_s) + self.correction
+
+    @property
+    def drift_ppm(self) -> float:
+        return self.mapper.drift_ppm
+
+
+def _fit_clock(device_s: np.ndarray, host_s: np.ndarray) -> _EpochClock:
+    """Device-to-host mapping for one epoch's (device time, receive time) pairs.
+
+    The envelope window grows with the session (about 300 windows, 0.5-30 s)
+    and is at least four times the typical spacing of receive times, so even a
+    bursty link puts a promptly received frame in most windows. Observations
     are reduced to their lower envelope per quarter window first (vectorised);
-    the mapper only sees those minima, which changes nothing in its fit.
+    the ClockMapper only sees those minima, which does not change its fit.
+    Finally the line is lowered, if needed, below every observation: a frame
+    cannot be received before its last sample was taken.
     """
     span = float(device_s[-1] - device_s[0]) if device_s.size else 0.0
-    window = min(30.0, max(2.0, span / 300))
+    distinct = np.diff(np.unique(host_s))
+    burst = float(np.median(distinct)) if distinct.size else 0.0
+    window = min(30.0, max(0.5, span / 300, 4 * burst))
     mapper = ClockMapper(window_s=window)
     if device_s.size == 0:
-        return mapper
+        return _EpochClock(mapper, 0.0)
     offset = host_s - device_s
     bins = np.floor((device_s - device_s[0]) / (window / 4)).astype(np.int64)
     starts = np.flatnonzero(np.concatenate(([True], bins[1:] != bins[:-1])))
@@ -685,7 +705,8 @@ def _fit_clock(device_s: np.ndarray, host_s: np.ndarray) -> ClockMapper:
     at = np.flatnonzero(offset == lowest[group])
     first = at[np.concatenate(([True], group[at][1:] != group[at][:-1]))]
     mapper.add(device_s[first], host_s[first])
-    return mapper
+    correction = min(0.0, float(np.min(host_s - mapper.map(device_s))))
+    return _EpochClock(mapper, correction)
 
 
 def _gaps(

@@ -82,6 +82,7 @@ def make_recording(
     drop_blocks: frozenset[int] = frozenset(),
     overflow_blocks: frozenset[int] = frozenset(),
     reboot_block: int | None = None,
+    boot_event: bool = True,
     link_lost_blocks: frozenset[int] = frozenset(),
     frames_per_record: int = 1,
     framing: str = "stream",
@@ -138,7 +139,8 @@ def make_recording(
                 enc.reset()
                 boot_offset_s = t_first_true - 0.3  # booted 0.3 s before this block
                 index_base = first
-                pending.append(enc.encode(DeviceEvent(50_000, EventCode.BOOT, 0, 0)))
+                if boot_event:
+                    pending.append(enc.encode(DeviceEvent(50_000, EventCode.BOOT, 0, 0)))
             if k in link_lost_blocks:
                 flush(START + t_first_true)
                 rec.mark("link_lost", {"error": "test"}, START + t_first_true - 0.05)
