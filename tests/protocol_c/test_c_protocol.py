@@ -502,6 +502,25 @@ def test_library_compiles_warning_free(workdir: Path) -> None:
         assert result.returncode == 0, result.stderr
 
 
+def test_firmware_example_compiles(workdir: Path) -> None:
+    """The example quoted in docs/protocol-c.md builds warning-free."""
+    result = _run(
+        [
+            _cc(),
+            *STRICT[:5],
+            "-Wconversion",
+            "-O2",
+            "-I",
+            str(C_DIR),
+            "-c",
+            str(C_DIR / "examples" / "firmware_example.c"),
+            "-o",
+            str(workdir / "example.o"),
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_library_needs_only_string_h(workdir: Path) -> None:
     """No malloc, no stdio: the object links against nothing but mem* functions."""
     nm = shutil.which("nm")
