@@ -302,3 +302,18 @@ def test_sigkill_keeps_everything_up_to_about_one_second_before(tmp_path: Path) 
     session = load_session(path)
     assert session.n_samples == 10 * len(rx)
     assert (session.raw[::10, 0] == [k % 30000 for k in range(len(rx))]).all()
+
+
+def test_the_documented_reader_reads_a_recording(tmp_path: Path) -> None:
+    doc = Path(__file__).resolve().parents[2] / "docs" / "recording-format.md"
+    code = doc.read_text().split("```python\n")[1].split("```")[0]
+    assert len(code.strip().splitlines()) <= 22
+    namespace: dict = {}
+    exec(code, namespace)
+    path = tmp_path / "s.ksr"
+    _write_sample(path)
+    records = namespace["read_ksr"](str(path))
+    assert [k for k, _, _ in records] == [1, 2, 3, 4, 1, 2, 5]
+    assert records[1][2] == b"\x02\x01\x00"
+    assert records[3][2] == {"kind": "user", "text": "knot under left shoulder"}
+    assert records[0][2]["framing"] == "stream"
