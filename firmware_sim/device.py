@@ -451,9 +451,6 @@ class SimulatedDevice:
         return (te, kind) if te <= t else (t, None)
 
     def _start_sampler(self, h: float) -> None:
-        last = self.front._t_last
-        if last is not None:
-            h = max(h, last + 1.0 / self._rate)
         self._generation += 1
         self._sampler = Sampler(
             self.front,
@@ -586,11 +583,16 @@ class SimulatedDevice:
 
     def _packetise(self, chunk: SampleChunk, stuck: np.ndarray) -> None:
         cols = [ch for ch in range(self.unit.channels) if self._mask >> ch & 1]
-        raw = chunk.raw[:, cols]
+        raw = chunk.raw if len(cols) == self.unit.channels else chunk.raw[:, cols]
+        n = raw.shape[0]
         weights = (1 << np.array(cols, dtype=np.int64))[None, :]
-        at_limit = (raw >= self.unit.adc_max) | (raw <= self.unit.adc_min)
-        sat = (at_limit * weights).sum(axis=1)
-        fault = (stuck[:, cols] * weights).sum(axis=1)
+        sat = np.zeros(n, dtype=np.int64)
+        if raw.max() >= self.unit.adc_max or raw.min() <= self.unit.adc_min:
+            at_limit = (raw >= self.unit.adc_max) | (raw <= self.unit.adc_min)
+            sat = (at_limit * weights).sum(axis=1)
+        fault = np.zeros(n, dtype=np.int64)
+        if stuck.any():
+            fault = (stuck[:, cols] * weights).sum(axis=1)
         parts = (raw, chunk.t_us, chunk.t_host, sat, fault)
         if self._partial:
             parts = tuple(np.concatenate((a, b)) for a, b in zip(self._partial, parts, strict=True))

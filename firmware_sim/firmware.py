@@ -216,11 +216,13 @@ class Sampler:
         k = np.arange(j * self.chunk, (j + 1) * self.chunk, dtype=np.int64)
         rng = np.random.default_rng([self.seed, unit_seed(unit.serial), self.generation, j])
         jitter = np.abs(rng.standard_normal(k.size)) * (unit.jitter_us * 1e-6)
-        noise = rng.standard_normal((k.size, unit.channels))
+        noise = rng.standard_normal((k.size, unit.channels), dtype=np.float32)
         dev = self.start_dev + k / self.rate
         acquired = dev + jitter
         t_host = self.h_boot + dev / self.ratio
-        _, raw, _ = self.front.process(self.h_boot + acquired / self.ratio, noise, self.rate)
+        _, raw, _ = self.front.process(
+            self.h_boot + acquired / self.ratio, noise, self.rate, forces=False
+        )
         for fault in self._stuck:
             hit = t_host >= fault.start
             if hit.any():
@@ -383,8 +385,16 @@ class StuckDetector:
     def process(self, raw: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
         """Returns (stuck flags (n, C), [(sample index, channel)] where a fault starts)."""
         n = raw.shape[0]
-        prev = np.vstack((self.last[None, :], raw[:-1]))
-        same = (raw == prev) & (raw != self.adc_max) & (raw != self.adc_min)
+        prev = np.empty_like(raw)
+        prev[0] = self.last
+        prev[1:] = raw[:-1]
+        same = raw == prev
+        if not self.stuck.any() and int(self.run.max()) + n < self.window - 1:
+            # Fast path: no run can reach the window in this block.
+            self._carry(same)
+            self.last = raw[-1].copy()
+            return np.zeros(raw.shape, dtype=bool), []
+        same &= (raw != self.adc_max) & (raw != self.adc_min)
         idx = np.arange(n)[:, None]
         reset = np.where(~same, idx, -1)
         last_reset = np.maximum.accumulate(reset, axis=0)
@@ -396,3 +406,11 @@ class StuckDetector:
         self.stuck = stuck[-1].copy()
         where = np.argwhere(starts)
         return stuck, [(int(i), int(c)) for i, c in where]
+
+    def _carry(self, same: np.ndarray) -> None:
+        """Update the per-channel run length from a block's equality flags."""
+        n = same.shape[0]
+        broken = ~same
+        any_break = broken.any(axis=0)
+        last_break = n - 1 - np.argmax(broken[::-1], axis=0)
+        self.run = np.where(any_break, n - 1 - last_break, self.run + n)

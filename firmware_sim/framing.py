@@ -113,19 +113,17 @@ def stuff_rows(frames: np.ndarray) -> np.ndarray:
 
     Valid for rows shorter than 254 bytes (every frame of protocol v1), where
     no 0xFF code occurs and the encoding is always exactly one byte longer.
+    Each row becomes ``[placeholder] + frame + [delimiter]``; every zero of the
+    flattened result (placeholders and data zeros) then takes the distance to
+    the next zero as its code, and the delimiters are put back.
     """
     nb, length = frames.shape
     if length >= 254:
         raise ValueError("stuff_rows handles frames shorter than 254 bytes")
-    span = length + 1
-    positions = np.arange(span, dtype=np.int32)
-    ext = np.zeros((nb, span), dtype=np.uint8)
-    ext[:, :length] = frames
-    idx = np.where(ext == 0, positions, span)
-    nxt = np.minimum.accumulate(idx[:, ::-1], axis=1)[:, ::-1]
-    out = np.empty((nb, length + 2), dtype=np.uint8)
-    out[:, 0] = nxt[:, 0] + 1
-    codes = nxt[:, 1:] - positions[:length]
-    out[:, 1 : length + 1] = np.where(frames == 0, codes, frames)
+    out = np.zeros((nb, length + 2), dtype=np.uint8)
+    out[:, 1 : length + 1] = frames
+    flat = out.reshape(-1)
+    zeros = np.flatnonzero(flat == 0)
+    flat[zeros[:-1]] = np.diff(zeros)
     out[:, length + 1] = 0
     return out

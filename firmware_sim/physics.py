@@ -52,6 +52,10 @@ REFERENCE_C = 22.0
 PEAK_MEMORY_S = 180.0
 CREEP_TAU_S = 600.0
 WARM_TAU_S = 400.0
+PHYSICS_RATE_HZ = 200.0
+"""Rate of the noise-free physics grid; samples interpolate it, then get their noise."""
+PHYSICS_BLOCK = 2000
+"""Grid points computed per step (10 s): numpy overhead is paid once per block."""
 SKIN_WARMING_C = 8.0
 
 
@@ -193,23 +197,17 @@ def make_unit(
 
 def load_shares(positions: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
     """Share of the total force on each sensor, (n, C): rigid plate on equal springs."""
-    c = positions.shape[0]
-    if c == 1:
-        return np.ones((cx.size, 1))
-    centroid = positions.mean(axis=0)
-    rel = positions - centroid
-    m = np.linalg.pinv(rel.T @ rel)
-    cop = np.column_stack((cx - centroid[0], cy - centroid[1]))
-    w = 1.0 / c + cop @ (m @ rel.T)
-    w = np.maximum(w, 0.0)
-    return w / w.sum(axis=1, keepdims=True)
+    return _ShareModel(positions)(np.asarray(cx, float), np.asarray(cy, float))
 
 
 class SensorFrontEnd:
-    """The physical chain for one unit in one scenario; stateful, fed in time order.
+    """The physical chain for one unit in one scenario.
 
-    :meth:`process` takes host times (non-decreasing, across calls) and unit
-    normal noise, and returns the applied force per channel and the raw counts.
+    The noise-free chain (load, sharing, silicone, sensor) runs on a fixed
+    grid of :data:`PHYSICS_RATE_HZ` in host time, computed in order and ahead
+    as needed, so it depends on host time only -- not on the sample rate, the
+    sampler's restarts or how the caller steps. :meth:`process` interpolates
+    that grid at the sample times, then adds the ADC noise and quantises.
     """
 
     def __init__(self, unit: UnitParams, scenario: Scenario, profile: LoadProfile) -> None:
@@ -220,12 +218,17 @@ class SensorFrontEnd:
         self.prony_g = np.array(g)
         self.prony_tau = np.array(tau)
         c = unit.channels
+        self._share = _ShareModel(unit.positions_mm)
         self._prony_z = np.zeros((len(g), c))
         self._creep_z = np.zeros(c)
+        self._warm_z = 0.0
         self._peak = np.zeros(c)
         self._loaded_since = np.full(c, np.nan)
-        self._warm = 0.0
-        self._t_last: float | None = None
+        self._g_next = 0
+        self._g0 = 0
+        self._clean = np.zeros((0, c))
+        self._applied = np.zeros((0, c))
+        self._total = np.zeros(0)
         self.temperature_c = scenario.ambient_c
 
     def ambient(self, t: np.ndarray | float) -> np.ndarray | float:
@@ -234,104 +237,150 @@ class SensorFrontEnd:
         return sc.ambient_c + sc.ambient_drift_c * frac
 
     def process(
-        self, t: np.ndarray, noise: np.ndarray, rate_hz: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Advance through host times *t*; returns (applied (n,C) N, raw (n,C) int64, total (n,)).
+        self, t: np.ndarray, noise: np.ndarray, rate_hz: float, forces: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+        """Sample at host times *t*; returns (applied (n,C) N, raw (n,C) int64, total (n,)).
 
         Args:
-            t: host times of the samples, non-decreasing (and after the previous call).
+            t: host times of the samples, increasing; never earlier than about a
+                second before the latest time asked for before.
             noise: standard normal draws, shape (n, C).
-            rate_hz: the nominal sample rate (sets the noise bandwidth and filter steps).
+            rate_hz: the sample rate (sets the noise bandwidth).
+            forces: also interpolate the applied forces (else None is returned for them).
         """
         unit = self.unit
-        n = t.size
-        total, cx, cy = self.profile.evaluate(t)
-        applied = total[:, None] * load_shares(unit.positions_mm, cx, cy)
-        if n == 0:
-            return applied, np.zeros((0, unit.channels), np.int64), total
-        dt = 1.0 / rate_hz
-        if self._t_last is not None and t[0] - self._t_last > 2 * dt:
-            # A gap (sampler restarted): let the filters see one step of the gap.
-            dt_first = t[0] - self._t_last
-        else:
-            dt_first = dt
+        if t.size == 0:
+            c = unit.channels
+            return np.zeros((0, c)), np.zeros((0, c), np.int64), np.zeros(0)
+        self._ensure(float(t[-1]))
+        x = t * PHYSICS_RATE_HZ - self._g0
+        i = np.clip(np.floor(x).astype(np.int64), 0, self._total.size - 2)
+        frac = np.clip(x - i, 0.0, 1.0)
+        w = frac[:, None]
+        c0 = self._clean[i]
+        clean = c0 + (self._clean[i + 1] - c0) * w
+        applied = total = None
+        if forces:
+            applied = self._applied[i] * (1 - w) + self._applied[i + 1] * w
+            total = self._total[i] * (1 - frac) + self._total[i + 1] * frac
+        noise_rms = unit.noise_rms * self.scenario.noise_scale
+        if unit.sensor == "load_cell":
+            noise_rms = noise_rms * math.sqrt(rate_hz / 80.0)
+        raw = clean
+        raw += noise * noise_rms
+        np.rint(raw, out=raw)
+        np.clip(raw, unit.adc_min, unit.adc_max, out=raw)
+        self._trim(float(t[0]))
+        return applied, raw.astype(np.int64), total
 
-        silicone = applied.copy()
+    def _ensure(self, t_max: float) -> None:
+        """Compute the grid past *t_max*, in fixed blocks of PHYSICS_BLOCK points."""
+        need = math.floor(t_max * PHYSICS_RATE_HZ) + 2
+        if need <= self._g_next:
+            return
+        end = self._g_next
+        while end < need:
+            end += PHYSICS_BLOCK
+        applied, clean, total = self._compute(self._g_next, end)
+        self._applied = np.concatenate((self._applied, applied))
+        self._clean = np.concatenate((self._clean, clean))
+        self._total = np.concatenate((self._total, total))
+        self._g_next = end
+
+    def _trim(self, t_min: float) -> None:
+        keep_from = math.floor(t_min * PHYSICS_RATE_HZ) - 2 * int(PHYSICS_RATE_HZ)
+        drop = keep_from - self._g0
+        if drop > 2 * PHYSICS_BLOCK:
+            self._applied = self._applied[drop:]
+            self._clean = self._clean[drop:]
+            self._total = self._total[drop:]
+            self._g0 += drop
+
+    def _compute(self, g_from: int, g_to: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Noise-free (applied (n,C), counts (n,C), total (n,)) at grid points [g_from, g_to)."""
+        unit = self.unit
+        dt = 1.0 / PHYSICS_RATE_HZ
+        t = np.arange(g_from, g_to) * dt
+        total, cx, cy = self.profile.evaluate(t)
+        applied = total[:, None] * self._share(cx, cy)
+        # Filters run along time on the transposed (C, n) arrays: contiguous rows.
+        a_t = np.ascontiguousarray(applied.T)
+        silicone = a_t.copy()
         for k, (g, tau) in enumerate(zip(self.prony_g, self.prony_tau, strict=True)):
             a = math.exp(-dt / tau)
-            if dt_first != dt:
-                self._prony_z[k] *= math.exp(-dt_first / tau)
-            hp, zf = lfilter([a, -a], [1.0, -a], applied, axis=0, zi=self._prony_z[k][None, :])
-            self._prony_z[k] = zf[0]
+            hp, zf = lfilter([a, -a], [1.0, -a], a_t, axis=1, zi=self._prony_z[k][:, None])
+            self._prony_z[k] = zf[:, 0]
             silicone += g * hp
-
-        temp = self._temperature(t, total, dt, dt_first)
-        dtemp = temp - REFERENCE_C
-        if unit.sensor == "load_cell":
-            raw = self._load_cell(t, silicone, dtemp, dt, dt_first)
-            noise_rms = unit.noise_rms * math.sqrt(rate_hz / 80.0)
-        else:
-            raw = self._fsr(t, silicone, dtemp)
-            noise_rms = unit.noise_rms
-        raw = raw + noise * (noise_rms * self.scenario.noise_scale)
-        counts = np.clip(np.rint(raw), unit.adc_min, unit.adc_max).astype(np.int64)
-        self._t_last = float(t[-1])
-        return applied, counts, total
-
-    def _temperature(
-        self, t: np.ndarray, total: np.ndarray, dt: float, dt_first: float
-    ) -> np.ndarray:
         b = math.exp(-dt / WARM_TAU_S)
         contact = (total > CONTACT_FLOOR_N).astype(np.float64)
-        z = self._warm * math.exp(-(dt_first - dt) / WARM_TAU_S)
-        warm, _ = lfilter([1 - b], [1.0, -b], contact, zi=[z * b])
-        self._warm = float(warm[-1])
+        warm, zf = lfilter([1 - b], [1.0, -b], contact, zi=[self._warm_z])
+        self._warm_z = float(zf[0])
         temp = self.ambient(t) + SKIN_WARMING_C * warm
         self.temperature_c = float(temp[-1])
-        return temp[:, None]
+        dtemp = temp[None, :] - REFERENCE_C
+        if unit.sensor == "load_cell":
+            counts = self._load_cell(t, silicone, dtemp, dt)
+        else:
+            counts = self._fsr(t, silicone, dtemp)
+        return applied, np.ascontiguousarray(counts.T), total
 
     def _hysteresis(self, t: np.ndarray, f: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """Reading with peak-memory hysteresis (see the module docstring); updates the peak."""
-        t0 = self._t_last if self._t_last is not None else float(t[0])
-        rel = (t - t0)[:, None] / PEAK_MEMORY_S
+        """Reading with peak-memory hysteresis (see the module docstring); f is (C, n)."""
+        rel = (t - t[0])[None, :] / PEAK_MEMORY_S
         decay = np.exp(-rel)
-        running = np.maximum.accumulate(f * np.exp(rel), axis=0) * decay
-        peak = np.maximum(running, self._peak[None, :] * decay)
-        self._peak = peak[-1].copy()
+        running = np.maximum.accumulate(f * np.exp(rel), axis=1) * decay
+        step = math.exp(-1.0 / (PHYSICS_RATE_HZ * PEAK_MEMORY_S))
+        peak = np.maximum(running, (self._peak * step)[:, None] * decay)
+        self._peak = peak[:, -1].copy()
         r = np.divide(f, peak, out=np.ones_like(f), where=peak > 1e-9)
-        return f + h * peak * 4 * r * (1 - r)
+        return f + h[:, None] * peak * 4 * r * (1 - r)
 
-    def _load_cell(
-        self, t: np.ndarray, f: np.ndarray, dtemp: np.ndarray, dt: float, dt_first: float
-    ) -> np.ndarray:
+    def _load_cell(self, t: np.ndarray, f: np.ndarray, dtemp: np.ndarray, dt: float) -> np.ndarray:
         u = self.unit
         fs = u.full_scale_n
         f = self._hysteresis(t, f, u.hysteresis)
         b = math.exp(-dt / CREEP_TAU_S)
-        z = self._creep_z * math.exp(-(dt_first - dt) / CREEP_TAU_S) * b
-        lp, _ = lfilter([1 - b], [1.0, -b], f, axis=0, zi=z[None, :])
-        self._creep_z = lp[-1].copy()
-        nl = u.nonlinearity * fs * 4 * (f / fs) * (1 - f / fs)
-        eff = (f + nl + u.creep * lp) * (1 + u.span_tc * dtemp)
-        return u.offset + u.gain * eff + u.zero_tc * dtemp
+        lp, zf = lfilter([1 - b], [1.0, -b], f, axis=1, zi=self._creep_z[:, None])
+        self._creep_z = zf[:, 0]
+        nl = u.nonlinearity[:, None] * fs * 4 * (f / fs) * (1 - f / fs)
+        eff = (f + nl + u.creep[:, None] * lp) * (1 + u.span_tc[:, None] * dtemp)
+        return u.offset[:, None] + u.gain[:, None] * eff + u.zero_tc[:, None] * dtemp
 
     def _fsr(self, t: np.ndarray, f: np.ndarray, dtemp: np.ndarray) -> np.ndarray:
         u = self.unit
-        el = f * u.fsr_spread
-        el = self._hysteresis(t, el, u.hysteresis)
+        el = self._hysteresis(t, f * u.fsr_spread, u.hysteresis)
         loaded = el > u.fsr_threshold_n
         # Time under load since the current contact started, per channel.
         prev = ~np.isnan(self._loaded_since)
-        starts = loaded & ~np.vstack((prev[None, :], loaded[:-1]))
-        idx = np.where(starts, np.arange(t.size)[:, None], -1)
-        last = np.maximum.accumulate(idx, axis=0)
-        since = np.where(last >= 0, t[np.maximum(last, 0)], self._loaded_since[None, :])
+        starts = loaded & ~np.hstack((prev[:, None], loaded[:, :-1]))
+        idx = np.where(starts, np.arange(t.size)[None, :], -1)
+        last = np.maximum.accumulate(idx, axis=1)
+        since = np.where(last >= 0, t[np.maximum(last, 0)], self._loaded_since[:, None])
         since = np.where(loaded, since, np.nan)
-        self._loaded_since = since[-1].copy()
-        under = np.nan_to_num(t[:, None] - since, nan=0.0)
-        el = el * (1 + u.drift_per_decade * np.log10(1 + under)) * (1 + u.span_tc * dtemp)
-        g = u.gain * np.maximum(el - u.fsr_threshold_n, 0.0) ** u.fsr_exponent
-        return u.offset + (u.adc_max - u.offset) * g / (1 + g)
+        self._loaded_since = since[:, -1].copy()
+        under = np.nan_to_num(t[None, :] - since, nan=0.0)
+        drift = 1 + u.drift_per_decade[:, None] * np.log10(1 + under)
+        el = el * drift * (1 + u.span_tc[:, None] * dtemp)
+        g = u.gain[:, None] * np.maximum(el - u.fsr_threshold_n, 0.0) ** u.fsr_exponent[:, None]
+        return u.offset[:, None] + (u.adc_max - u.offset[:, None]) * g / (1 + g)
+
+
+class _ShareModel:
+    """:func:`load_shares` with the geometry precomputed."""
+
+    def __init__(self, positions: np.ndarray) -> None:
+        self.c = positions.shape[0]
+        self.centroid = positions.mean(axis=0)
+        rel = positions - self.centroid
+        self.proj = np.linalg.pinv(rel.T @ rel) @ rel.T if self.c > 1 else None
+
+    def __call__(self, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
+        if self.proj is None:
+            return np.ones((cx.size, 1))
+        cop = np.column_stack((cx - self.centroid[0], cy - self.centroid[1]))
+        w = 1.0 / self.c + cop @ self.proj
+        np.maximum(w, 0.0, out=w)
+        return w / w.sum(axis=1, keepdims=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -391,6 +440,7 @@ def render_scenario(
     step = max(1, int(rate * block_s))
     for a in range(0, n, step):
         b = min(n, a + step)
-        noise = rng.standard_normal((b - a, unit.channels))
-        force[a:b], raw[a:b], total[a:b] = front.process(t[a:b], noise, rate)
+        noise = rng.standard_normal((b - a, unit.channels), dtype=np.float32)
+        f, raw[a:b], tot = front.process(t[a:b], noise, rate)
+        force[a:b], total[a:b] = f, tot
     return Rendered(t, force, raw, total, unit, rate, scenario.name, seed, front.temperature_c)
