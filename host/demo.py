@@ -1,0 +1,151 @@
+"""The main job in one call: simulate a massage session, record, export, analyse, plot.
+
+A simulated unit is provisioned like a calibrated prototype -- a calibration
+record written into its (file-backed) NVM through the protocol -- and then
+recorded exactly as a real device would be, as fast as the simulator runs.
+The calibration comes from the simulated unit's own noise-free sensor curve
+(an ideal bench), which stands in for ``knotsense calibrate`` to keep the demo
+short; everything after it is the real path.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+
+from knotsense.dsp.calibration_models import Calibration, fit_model
+from knotsense.dsp.pipeline import PipelineConfig, analyze
+from knotsense.host.device import AsyncDevice
+from knotsense.host.export import export_csv
+from knotsense.host.plotting import plot_analysis
+from knotsense.host.record import RecordResult, record_session
+from knotsense.host.session import load_session
+
+DEMO_CALIBRATION_ID = 0xDE30_0001
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Where the demo put things, and what it found."""
+
+    folder: Path
+    recording: Path
+    csv: Path
+    summary: Path
+    plot: Path
+    truth: Path
+    record: RecordResult
+    analysis: dict[str, Any]
+    seconds: float
+
+
+def demo_url(scenario: str, seed: int, nvm: Path, rate: int | None) -> str:
+    query = {"scenario": scenario, "seed": seed, "nvm": str(nvm)}
+    if rate is not None:
+        query["rate"] = rate
+    return "sim://?" + urlencode(query)
+
+
+def ideal_bench_calibration(unit: Any, points: int = 41) -> dict[str, Any]:
+    """A calibration record fitted to a simulated unit's noise-free static curve.
+
+    Load cells get a linear model, FSRs a monotone one (their curve is a power law).
+    """
+    force = np.linspace(0.0, unit.full_scale_n, points)
+    counts = unit.static_counts(np.repeat(force[:, None], unit.channels, axis=1))
+    kind = "linear" if unit.sensor == "load_cell" else "monotone"
+    models = []
+    for ch in range(unit.channels):
+        raw = counts[:, ch]
+        # FSRs read nothing below their threshold force: fit where the curve rises.
+        rising = np.r_[True, np.diff(raw) > 0]
+        models.append(fit_model(raw[rising], force[rising], kind))
+    record = Calibration(tuple(models)).to_dict()
+    record.update({"source": "ideal bench (simulator, knotsense demo)", "serial": unit.serial})
+    return record
+
+
+async def provision(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Write the ideal-bench calibration into the simulated unit; returns (record, truth)."""
+    device = await AsyncDevice.connect(url, reconnect=None)
+    async with device:
+        sim = device.transport.device  # type: ignore[attr-defined]
+        record = ideal_bench_calibration(sim.unit)
+        await device.get_info()
+        await device.write_calibration(json.dumps(record).encode(), DEMO_CALIBRATION_ID)
+        truth = sim.ground_truth().to_dict()
+    return record, truth
+
+
+async def run_demo(
+    folder: Path,
+    scenario: str = "back_session",
+    seed: int = 3,
+    rate: int | None = 250,
+    view_factory: Callable[..., Any] | None = None,
+) -> DemoResult:
+    """Run the whole demo into *folder* (created; previous demo files replaced)."""
+    started = time.monotonic()
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        name: folder / name
+        for name in (
+            "device-nvm.json",
+            "session.ksr",
+            "session.csv",
+            "summary.json",
+            "session.png",
+            "truth.json",
+        )
+    }
+    paths["device-nvm.json"].unlink(missing_ok=True)
+    url = demo_url(scenario, seed, paths["device-nvm.json"], rate)
+    _, truth = await provision(url)
+    paths["truth.json"].write_text(json.dumps(truth, indent=2) + "\n")
+
+    config = PipelineConfig(
+        release_threshold=truth["release_threshold_n"], max_force=truth["max_force_n"]
+    )
+    duration = float(truth.get("duration_s") or 600.0)
+    recorded = await record_session(
+        url,
+        paths["session.ksr"],
+        duration_s=duration,
+        pipeline_config=config,
+        overwrite=True,
+        view_factory=view_factory,
+    )
+
+    session = load_session(paths["session.ksr"])
+    export_csv(session, paths["session.csv"])
+    forces = session.forces if session.forces is not None else session.raw
+    analysis = analyze(session.t, forces, config)
+    result = analysis.to_dict()
+    paths["summary.json"].write_text(json.dumps(result, indent=2) + "\n")
+    plot_analysis(
+        paths["session.png"],
+        session.t,
+        analysis,
+        config,
+        names=tuple(session.channel_names),
+        title=f"knotsense demo: {scenario}, seed {seed} (simulated unit "
+        f"{truth.get('serial', '')})".replace(" )", ")"),
+    )
+    return DemoResult(
+        folder,
+        paths["session.ksr"],
+        paths["session.csv"],
+        paths["summary.json"],
+        paths["session.png"],
+        paths["truth.json"],
+        recorded,
+        result,
+        time.monotonic() - started,
+    )
