@@ -135,8 +135,7 @@ async def run_demo(
         analysis,
         config,
         names=tuple(session.channel_names),
-        title=f"knotsense demo: {scenario}, seed {seed} (simulated unit "
-        f"{truth.get('serial', '')})".replace(" )", ")"),
+        title=f"knotsense demo: {scenario}, seed {seed} (simulated unit)",
     )
     return DemoResult(
         folder,
