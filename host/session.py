@@ -193,7 +193,6 @@ class Session:
     decoder_stats: dict[str, int]
     drift_ppm: tuple[float, ...]
     damage: Damage
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_samples(self) -> int:

@@ -219,3 +219,16 @@ def test_force_tables_from_recordings(tmp_path: Path) -> None:
     (tmp_path / "fake.ksr").write_text("t,f0\n0,1\n")
     with pytest.raises(SessionFileError, match="not a knotsense recording"):
         load_force_table(tmp_path / "fake.ksr")
+
+
+def test_a_recording_without_samples_loads_empty(tmp_path: Path) -> None:
+    from knotsense.host.recording import Recorder
+
+    path = tmp_path / "s.ksr"
+    with Recorder(path, {"framing": "packet"}, host_time=5.0) as rec:
+        rec.rx(b"not a frame", 5.1)
+    s = load_session(path)
+    assert s.n_samples == 0 and s.raw.shape == (0, 0) and s.gaps == ()
+    assert s.decoder_stats["bytes_discarded"] == 11
+    with pytest.raises(SessionFileError, match="no samples"):
+        load_force_table(path)
