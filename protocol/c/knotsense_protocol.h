@@ -481,15 +481,18 @@ typedef struct ks_command {
     } arg;
 } ks_command;
 
-/* Parse a command payload (frame type 0x10) into *cmd.
+/* Parse a command payload (frame type 0x10) into *cmd (docs/protocol.md 10.3).
  *   KS_OK            cmd is complete; cmd->known is 0 for an unknown opcode
  *                    (answer KS_STATUS_UNKNOWN_COMMAND)
- *   KS_ERR_MESSAGE   fewer than 3 bytes, or arguments malformed for the opcode
- *                    (the Python reference rejects the whole command; answer
- *                    with ks_build_unreadable_response: 0xFFFF, 0xFF, MALFORMED)
+ *   KS_ERR_MESSAGE   answer KS_STATUS_MALFORMED with ks_build_response_error:
+ *                    fewer than 3 bytes (cmd holds request id 0xFFFF and opcode
+ *                    0xFF, so the answer is the "unreadable" one), or arguments
+ *                    shorter than the opcode's fixed arguments / PING data over
+ *                    64 bytes (cmd holds the real request id and opcode, which
+ *                    the answer echoes)
  *   KS_ERR_CAPACITY  WRITE_THRESHOLDS with more than KS_MAX_CHANNELS channels
  *                    (well formed; answer KS_STATUS_BAD_ARGUMENT)
- * request_id and opcode are filled whenever the payload has 3 bytes. */
+ */
 ks_result ks_parse_command(const uint8_t *p, size_t len, ks_command *cmd);
 
 /* Encode a command payload (host side; uses cmd->arg by opcode, raw_args for

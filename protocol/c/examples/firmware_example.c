@@ -129,11 +129,8 @@ void poll_commands(void)
     }
     r = ks_parse_command(mailbox, mailbox_len, &cmd);
     mailbox_full = 0;
-    if (r == KS_ERR_MESSAGE) {                /* unreadable: 0xFFFF, 0xFF, MALFORMED */
-        size_t len = 0;
-        if (ks_build_unreadable_response(rsp, sizeof rsp, tx_seq, &len) == KS_OK) {
-            send_frame(rsp, len);
-        }
+    if (r == KS_ERR_MESSAGE) {                /* MALFORMED; 0xFFFF/0xFF if under 3 bytes */
+        answer(KS_STATUS_MALFORMED, 0);
         return;
     }
     if (r == KS_ERR_CAPACITY) {               /* more channels than this device has */
@@ -151,7 +148,7 @@ void poll_commands(void)
         st.t_us = board_micros();
         st.battery_pct = 0xFF;
         st.rx_crc_errors = rx.stats.crc_errors;
-        st.rx_framing_errors = rx.stats.framing_errors + rx.stats.oversize;
+        st.rx_framing_errors = rx.stats.framing_errors + rx.stats.oversize + rx.stats.version_errors;
         if (ks_encode_status(&st, result, room, &n) == KS_OK) {
             answer(KS_STATUS_OK, n);
         }

@@ -1558,6 +1558,10 @@ static void selftest(void)
         uint8_t p[64];
         CHECK(ks_parse_command(p, 2, &cmd) == KS_ERR_MESSAGE);
         CHECK(cmd.request_id == 0xFFFF && cmd.opcode == 0xFF);
+        /* the MALFORMED answer built from that cmd is the "unreadable" answer */
+        CHECK_OK(ks_build_response_error(frame, sizeof frame, 4, &cmd, KS_STATUS_MALFORMED, &fl));
+        CHECK_OK(ks_build_unreadable_response(frame2, sizeof frame2, 4, &fl2));
+        CHECK(fl == fl2 && memcmp(frame, frame2, fl) == 0);
         p[0] = 0x34;
         p[1] = 0x12;
         p[2] = KS_OP_TARE;
