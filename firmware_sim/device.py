@@ -920,25 +920,11 @@ class SimulatedDevice:
             slow = f.slow_reader_bps > 0 and f.slow_reader is not None and f.slow_reader.contains(t)
             if slow:
                 self._tx_level = max(0.0, self._tx_level - f.slow_reader_bps * (t - self._tx_time))
-                self._tx_time = t
-                if self._overflow_pending:
-                    ev = DeviceEvent(
-                        self.device_time_us(t) & 0xFFFFFFFF,
-                        EventCode.BUFFER_OVERFLOW,
-                        0xFF,
-                        self._overflow_pending,
-                    )
-                    ev_frame = self._frame_msg(ev, self._seq)
-                    ev_size = len(ev_frame) + (2 if stream else 0)
-                    if self._tx_level + ev_size <= cap:
-                        self._tx_level += ev_size
-                        self._overflow_pending = 0
-                        self._overflow_flag = True
-                        self.injected.overflow_events += 1
-                        self._send(ev_frame, t, out)
             else:
-                self._tx_level = 0.0
-                self._tx_time = t
+                self._tx_level = 0.0  # a fast reader empties the buffer at once
+            self._tx_time = t
+            if self._overflow_pending:
+                self._report_overflow(t, stream, cap, out)
             if block is not None:
                 flags = int(block.flags[r])
                 if self._overflow_flag and not self._overflow_pending:
@@ -977,6 +963,24 @@ class SimulatedDevice:
                 if block.saturated[r]:
                     self.injected.saturated_blocks += 1
             self._send(frame, t, out)
+
+    def _report_overflow(self, t: float, stream: bool, cap: int, out: list[bytes]) -> None:
+        """Send BUFFER_OVERFLOW (value: frames lost) as soon as the buffer has room for it."""
+        event = DeviceEvent(
+            self.device_time_us(t) & 0xFFFFFFFF,
+            EventCode.BUFFER_OVERFLOW,
+            0xFF,
+            self._overflow_pending,
+        )
+        frame = self._frame_msg(event, self._seq)
+        size = len(frame) + (2 if stream else 0)
+        if self._tx_level + size > cap:
+            return
+        self._tx_level += size
+        self._overflow_pending = 0
+        self._overflow_flag = True
+        self.injected.overflow_events += 1
+        self._send(frame, t, out)
 
     def _draw_link_faults(self) -> tuple[float, float, float, float]:
         f = self.faults

@@ -115,14 +115,20 @@ class UnitParams:
             out[name] = value.tolist() if isinstance(value, np.ndarray) else value
         return out
 
-    def static_counts(self, force_n: np.ndarray, temperature_c: float = REFERENCE_C) -> np.ndarray:
-        """Noise-free counts of each channel for a settled force per channel (rising branch)."""
+    def static_counts(
+        self, force_n: np.ndarray, temperature_c: float = REFERENCE_C, creep: float = 1.0
+    ) -> np.ndarray:
+        """Noise-free counts of each channel for a settled force per channel (rising branch).
+
+        Args:
+            creep: how much of the load cell's creep has developed (0 fresh, 1 settled).
+        """
         f = np.asarray(force_n, dtype=np.float64)
         dt = temperature_c - REFERENCE_C
         if self.sensor == "load_cell":
             fs = self.full_scale_n
             nl = self.nonlinearity * fs * 4 * (f / fs) * (1 - f / fs)
-            eff = (f + nl) * (1 + self.creep) * (1 + self.span_tc * dt)
+            eff = (f + nl + creep * self.creep * f) * (1 + self.span_tc * dt)
             return self.offset + self.gain * eff + self.zero_tc * dt
         el = f * self.fsr_spread * (1 + self.span_tc * dt)
         g = self.gain * np.maximum(el - self.fsr_threshold_n, 0.0) ** self.fsr_exponent
