@@ -4,7 +4,9 @@ The device runs ``back_session`` (which ends after 10 minutes; the unit keeps
 sampling an empty knob for the rest of the hour) with 8 load-cell channels at
 1 kHz, int24 samples, streaming on a 244-byte STREAM link, advanced as fast as
 possible in 1 s steps. The figure is the real-time factor: simulated seconds
-per wall second, bytes included (physics, ADC, detector, packetiser, COBS).
+per second of this process's CPU time (``time.process_time``, so other jobs on
+a shared machine do not count), bytes included (physics, ADC, detector,
+packetiser, COBS).
 
 Baseline, run in the same process: a naive per-sample Python loop as a
 newcomer writes it -- evaluate the load, split it over the channels, add
@@ -101,7 +103,7 @@ def run(quick: bool = False) -> dict:
         "baseline": baseline,
         "ratio": value / baseline,
         "simulated_s": seconds,
-        "wall_s": round(wall, 2),
+        "cpu_s": round(wall, 2),
         "mbytes": round(size / 1e6, 1),
         "target": ">= 500x real time",
     }
