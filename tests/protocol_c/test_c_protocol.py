@@ -674,6 +674,33 @@ def test_stream_decoder_resynchronises_like_python(ks_test: Path) -> None:
     assert totals["frames"] > 1000 and totals["dropped"] > 100, totals
 
 
+def test_edge_streams_match_python(ks_test: Path) -> None:
+    """Hand-picked cases: duplicates of unknown types, oversize runs, stray delimiters."""
+    unknown = stuff(build_frame(0x7E, 1, b"\x01"))
+    log = stuff(build_frame(0x06, 2, b"\x14hi"))
+    cases = [
+        unknown * 2,
+        b"\x55" * 245 + b"\x00" + log,
+        b"\x55" * 246 + b"\x00" + log,
+        b"\x55" * 1000 + log + b"\x00" + log,
+        b"\x00\x00" + log + b"\x00\x00" + log,
+        log[:-1] + log,
+        bytes(range(1, 256)) * 3 + b"\x00",
+    ]
+    out = _drive(ks_test, [_line("stream", data=c.hex()) for c in cases])
+    results = [line for line in out if line.startswith("stream ")]
+    for i, (data, line) in enumerate(zip(cases, results, strict=True)):
+        got = _parse_tokens(line)
+        dec = StreamDecoder()
+        frames = dec.feed(data)
+        delivered = [
+            tuple(int(x) for x in f.split(":")[:3]) for f in got["delivered"].split(",") if f
+        ]
+        assert delivered == [(f.seq, int(f.message.TYPE), f.lost_before) for f in frames], i
+        stats = {k[len("stats.") :]: int(v) for k, v in got.items() if k.startswith("stats.")}
+        assert stats == dec.stats.as_dict(), i
+
+
 def test_sanitized_cross_checks(ks_test_sanitized: Path) -> None:
     """The random cross-checks once more under ASan/UBSan (smaller sample)."""
     messages = _random_messages(10, 150)

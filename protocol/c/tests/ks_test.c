@@ -1254,7 +1254,7 @@ static void rx_stream_frame(rx_t *rx, const ks_frame *fr)
         return;
     }
     if (!known_type(fr->type)) {
-        rx->unknown_types++; /* counted before the duplicate check, as StreamDecoder */
+        rx->unknown_types++; /* counted before the duplicate check, as the Python decoders */
     }
     rx_seq(rx, fr, enc);
 }
@@ -1282,6 +1282,9 @@ static void rx_packet(rx_t *rx, const uint8_t *p, size_t n)
         }
         return;
     }
+    if (!known_type(fr.type)) {
+        rx->unknown_types++; /* counted before the duplicate check, as the Python decoders */
+    }
     {
         uint16_t lost = 0;
         int kind = ks_seq_observe(&rx->seq, fr.seq, &lost);
@@ -1295,9 +1298,6 @@ static void rx_packet(rx_t *rx, const uint8_t *p, size_t n)
             rx->frames_lost += lost;
         } else if (kind == KS_SEQ_RESET) {
             rx->seq_resets++;
-        }
-        if (!known_type(fr.type)) {
-            rx->unknown_types++; /* counted after the duplicate check, as PacketDecoder */
         }
         rx_deliver(rx, &fr, lost);
     }
