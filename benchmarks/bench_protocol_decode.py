@@ -21,6 +21,7 @@ import time
 from binascii import crc_hqx
 
 import numpy as np
+
 from knotsense.protocol import (
     MAX_FRAME_SIZE,
     Encoder,

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from itertools import repeat
 
 import numpy as np
+
 from knotsense.errors import CrcError, FramingError, MessageError, ProtocolError
 from knotsense.protocol import cobs
 from knotsense.protocol.codec import DecodedFrame, decode_message

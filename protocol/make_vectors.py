@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from knotsense.protocol import cobs
 from knotsense.protocol.codec import Framing, encode_message
 from knotsense.protocol.commands import (

@@ -25,6 +25,7 @@ from enum import IntEnum, IntFlag
 from typing import ClassVar, Self
 
 import numpy as np
+
 from knotsense.errors import MessageError
 
 

@@ -25,7 +25,16 @@ def _package_dirs() -> list[Path]:
 def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     out = tmp_path_factory.mktemp("wheel")
     result = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -65,4 +74,5 @@ def test_package_data_is_in_the_wheel(wheel_names: set[str]) -> None:
 
 
 def test_tests_and_benchmarks_stay_out_of_the_wheel(wheel_names: set[str]) -> None:
-    assert not [n for n in wheel_names if n.startswith(("knotsense/tests/", "knotsense/benchmarks/"))]
+    outside = ("knotsense/tests/", "knotsense/benchmarks/")
+    assert not [n for n in wheel_names if n.startswith(outside)]
