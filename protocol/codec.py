@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import Enum
 
+from knotsense.errors import MessageError
 from knotsense.protocol.commands import Command, Response
 from knotsense.protocol.frame import Frame, build_frame, parse_frame, stuff
 from knotsense.protocol.messages import (
@@ -70,8 +72,17 @@ def decode_message(msg_type: int, payload: bytes) -> Message:
 
 
 def encode_message(message: Message, seq: int, framing: Framing = Framing.PACKET) -> bytes:
-    """One message as the bytes a link carries (a frame, COBS-stuffed for STREAM)."""
-    frame = build_frame(message.TYPE, seq, message.encode())
+    """One message as the bytes a link carries (a frame, COBS-stuffed for STREAM).
+
+    Raises:
+        MessageError: a field does not fit its wire type.
+        FramingError: the payload is larger than a frame can carry.
+    """
+    try:
+        payload = message.encode()
+    except struct.error as exc:
+        raise MessageError(f"{type(message).__name__}: a field does not fit: {exc}") from None
+    frame = build_frame(message.TYPE, seq, payload)
     return stuff(frame) if framing is Framing.STREAM else frame
 
 

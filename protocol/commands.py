@@ -37,6 +37,20 @@ from knotsense.protocol.messages import (
     _need,
 )
 
+
+class BadCommandArguments(MessageError):
+    """A command whose header reads but whose arguments do not.
+
+    Carries the request id and opcode so a device can answer BAD_ARGUMENT to
+    the right request (docs/protocol.md, unknown and malformed commands).
+    """
+
+    def __init__(self, message: str, request_id: int, opcode: int) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+        self.opcode = opcode
+
+
 UNREADABLE_REQUEST_ID = 0xFFFF
 UNREADABLE_OPCODE = 0xFF
 CALIBRATION_CAPACITY = 4096
@@ -153,6 +167,8 @@ class Thresholds:
     def load_index(self, raw: tuple[int, ...] | list[int]) -> int:
         """The load index of one sample, exactly as the firmware computes it."""
         total = sum((r - ch.zero) * ch.weight_q16 for r, ch in zip(raw, self.channels, strict=True))
+        # The firmware sums in int64 and wraps; so does this (Python ints do not).
+        total = (total + (1 << 63)) % (1 << 64) - (1 << 63)
         return total >> 16
 
 
@@ -432,8 +448,12 @@ class Command(Message):
         request_id, opcode = struct.unpack_from("<HB", payload)
         args = payload[3:]
         body_cls = COMMAND_BODIES.get(opcode)
-        body = UnknownCommand(opcode, args) if body_cls is None else body_cls.decode_args(args)
-        return cls(request_id, body)
+        if body_cls is None:
+            return cls(request_id, UnknownCommand(opcode, args))
+        try:
+            return cls(request_id, body_cls.decode_args(args))
+        except MessageError as exc:
+            raise BadCommandArguments(str(exc), request_id, opcode) from None
 
 
 # --- responses ----------------------------------------------------------------------------
