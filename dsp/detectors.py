@@ -23,6 +23,7 @@ from knotsense.errors import ConfigurationError
 
 FloatArray = NDArray[np.float64]
 _EPS = 1e-6  # seconds: bin times are on a float grid
+_SMALL = 32  # up to this many bins per call, the steady cases run in plain Python
 
 __all__ = [
     "ContactDetector",
@@ -194,12 +195,61 @@ class IntervalDetector:
         """Feed bins (centres *t*, filtered total *level*); returns onsets and closed episodes."""
         tt = np.asarray(t, dtype=np.float64)
         vv = np.asarray(level, dtype=np.float64)
-        events: list[Event] = []
         if tt.size == 0:
+            return []
+        if tt.size <= _SMALL:
+            return self._feed(tt, vv, tt.tolist(), vv.tolist())
+        return self._vector(tt, vv)
+
+    def _feed(self, tt: FloatArray, vv: FloatArray, tl: list, vl: list) -> list[Event]:
+        """A few bins (live chunks): the steady cases in plain Python, else :meth:`_vector`.
+
+        Only the cases whose outcome is obvious take the short way -- closed and
+        everything below the threshold, open and everything above it with no
+        hole, open and a dip that does not yet close -- and they change the
+        state exactly as the vector code would, so results do not depend on it.
+        """
+        thr = self.threshold
+        if not self._open:
+            for v in vl:
+                if v >= thr:
+                    return self._vector(tt, vv)
+            self._t_end = tl[-1]
+            return []
+        above = 0
+        for v in vl:
+            if v >= thr:
+                above += 1
+        if above == len(vl):
+            prev, limit, dt = self._last, self.gap + _EPS, self.dt
+            for x in tl:
+                if x - prev - dt > limit:
+                    return self._vector(tt, vv)
+                prev = x
+            self._vals.extend(self._pend)
+            self._vals.append(vv)
+            self._pend = []
+            self._last = tl[-1]
+            events: list[Event] = []
+            if not self._reached:
+                need = self._start + self.min_duration - self.dt - _EPS
+                for x in tl:
+                    if x >= need:
+                        self._reached = True
+                        events.append(Onset(self.kind, self._start_time(), x + self.dt / 2))
+                        break
+            self._t_end = tl[-1]
             return events
+        if above == 0 and tl[-1] <= self._last + self.gap + _EPS:
+            self._pend.append(vv)
+            self._t_end = tl[-1]
+            return []
+        return self._vector(tt, vv)
+
+    def _vector(self, tt: FloatArray, vv: FloatArray) -> list[Event]:
+        events: list[Event] = []
         half = self.dt / 2
-        with np.errstate(invalid="ignore"):
-            ia = np.flatnonzero(vv >= self.threshold)
+        ia = np.flatnonzero(vv >= self.threshold)
         if ia.size:
             ta = tt[ia]
             prev = np.concatenate(([self._last if self._open else -np.inf], ta[:-1]))
@@ -373,6 +423,22 @@ class RockingDetector:
         self._buf_t = np.empty(0)
         self._buf_x = np.empty(0)
         self._buf_m = np.empty(0)
+        # Live chunks without a cycle boundary only queue their bins here; the
+        # buffer is joined and trimmed to ``_anchor`` when a boundary needs it
+        # (anchors never decrease, so trimming late keeps exactly the same bins).
+        self._parts: list[tuple[FloatArray, FloatArray, FloatArray]] = []
+        self._anchor = math.nan
+
+    def _buffer(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The bins kept from earlier chunks (queued parts joined, trimmed to the anchor)."""
+        if self._parts:
+            bt = np.concatenate([self._buf_t, *(p[0] for p in self._parts)])
+            bx = np.concatenate([self._buf_x, *(p[1] for p in self._parts)])
+            bm = np.concatenate([self._buf_m, *(p[2] for p in self._parts)])
+            keep = int(np.searchsorted(bt, self._anchor, "left"))
+            self._buf_t, self._buf_x, self._buf_m = bt[keep:], bx[keep:], bm[keep:]
+            self._parts = []
+        return self._buf_t, self._buf_x, self._buf_m
 
     @property
     def active(self) -> bool:
@@ -395,6 +461,52 @@ class RockingDetector:
                 float(np.mean([c.mean for c in run])),
             )
         ]
+
+    def _feed(
+        self, tt: FloatArray, xx: FloatArray, mm: FloatArray, tl: list, xl: list, ml: list
+    ) -> list[Event]:
+        """A few bins (live chunks) given also as Python floats.
+
+        When no cycle boundary (a rise of the trigger) falls in them, no hole
+        breaks them and no cycle times out, only the trigger state, the last
+        crossing and the buffer change: that is done here in plain Python with
+        the vector code's arithmetic. Anything else goes to :meth:`process`.
+        """
+        lim = 1.5 * self.dt
+        pt, px = self._prev_t, self._prev_x
+        prev = pt if math.isfinite(pt) else tl[0]
+        hyst, lo, rel = self.hysteresis, self.min_p2p, self.rel_p2p
+        state, zc = self._state, self._zc
+        for t, x, m in zip(tl, xl, ml, strict=True):
+            if t - prev > lim or x != x or m != m:
+                return self.process(tt, xx, mm)
+            if px <= 0 and x > 0:
+                zc = pt + (-px) / (x - px) * (t - pt)
+            h = hyst * max(lo, rel * m)
+            if x > h:
+                if state == -1:
+                    return self.process(tt, xx, mm)  # a cycle boundary
+                state = 1
+            elif x < -h:
+                state = -1
+            prev = pt = t
+            px = x
+        t_last = tl[-1]
+        if math.isfinite(self._b_last) and t_last - self._b_last > self.max_period + _EPS:
+            return self.process(tt, xx, mm)  # a cycle times out
+        self._state, self._zc = state, zc
+        self._prev_t, self._prev_x = t_last, xl[-1]
+        self._t_end = t_last
+        anchor = self._b_last if math.isfinite(self._b_last) else zc
+        if math.isfinite(anchor):
+            self._anchor = max(anchor, t_last - 10 * self.max_period) - self.max_period
+            self._parts.append((tt, xx, mm))
+            if len(self._parts) > 64:
+                self._buffer()  # bound the memory
+        else:
+            self._buf_t = self._buf_x = self._buf_m = np.empty(0)
+            self._parts = []
+        return []
 
     def process(self, t: ArrayLike, osc: ArrayLike, level: ArrayLike) -> list[Event]:
         """Feed bins: centres *t*, band-passed force *osc*, filtered total *level*."""
@@ -425,8 +537,7 @@ class RockingDetector:
         # Upward zero crossings, interpolated; the previous bin joins for the first one.
         et = np.concatenate(([self._prev_t], t))
         ex = np.concatenate(([self._prev_x], x))
-        with np.errstate(invalid="ignore"):
-            zi = np.flatnonzero((ex[:-1] <= 0) & (ex[1:] > 0))
+        zi = np.flatnonzero((ex[:-1] <= 0) & (ex[1:] > 0))
         zt = et[zi] + (-ex[zi]) / (ex[zi + 1] - ex[zi]) * (et[zi + 1] - et[zi])
         # Schmitt trigger state per bin, carried across chunks.
         h = self.hysteresis * np.maximum(self.min_p2p, self.rel_p2p * m)
@@ -438,9 +549,10 @@ class RockingDetector:
         pos = np.searchsorted(zi, rises, "right") - 1  # zi[k] is the chunk index of the crossing
         bounds_t = np.where(pos >= 0, zt[np.maximum(pos, 0)] if zt.size else math.nan, self._zc)
         # Bins of the cycle in progress plus this chunk.
-        at = np.concatenate((self._buf_t, t))
-        ax = np.concatenate((self._buf_x, x))
-        am = np.concatenate((self._buf_m, m))
+        buf_t, buf_x, buf_m = self._buffer()
+        at = np.concatenate((buf_t, t))
+        ax = np.concatenate((buf_x, x))
+        am = np.concatenate((buf_m, m))
         for r, bt in zip(rises.tolist(), bounds_t.tolist(), strict=True):
             rise_t = float(t[r])
             prev = self._b_last
@@ -496,6 +608,7 @@ class RockingDetector:
             anchor -= self.max_period  # room for the look-back of a first cycle
             keep = int(np.searchsorted(at, anchor, "left"))
             self._buf_t, self._buf_x, self._buf_m = at[keep:], ax[keep:], am[keep:]
+            self._anchor = anchor
         else:
             self._buf_t = self._buf_x = self._buf_m = np.empty(0)
         return events

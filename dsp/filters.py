@@ -13,6 +13,7 @@ the filter from the next sample instead of ringing across the hole.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -135,8 +136,7 @@ class SpikeFilter:
         cur = ext[w - 1 :]
         cand = np.zeros(n, dtype=bool)
         for k in range(1, half + 1):
-            with np.errstate(invalid="ignore"):
-                cand |= np.abs(cur - ext[w - 1 - k : w - 1 - k + n]) > self.min_jump
+            cand |= np.abs(cur - ext[w - 1 - k : w - 1 - k + n]) > self.min_jump
         cand &= judged
         ci = np.flatnonzero(cand)
         if ci.size:
@@ -156,6 +156,41 @@ class SpikeFilter:
         self._last_t = float(tv[-1])
         self._since = int(min(n - seg_start[-1], w))
         return out, flagged
+
+    def _clean(self, t_last: float, xv: FloatArray) -> tuple[FloatArray, NDArray | None]:
+        """:meth:`process` for a chunk known to have no NaN and no step over ``max_gap``
+        (the caller checked, including the step from the previous chunk).
+
+        Returns the cleaned values (*xv* itself when nothing was replaced) and the
+        indices of the replaced samples (or None).
+        """
+        n = xv.size
+        w, half = self.window, self.window // 2
+        ext = np.concatenate((self._hist, xv))
+        cur = ext[w - 1 :]
+        cand = np.abs(cur - ext[w - 2 : w - 2 + n]) > self.min_jump
+        for k in range(2, half + 1):
+            cand |= np.abs(cur - ext[w - 1 - k : w - 1 - k + n]) > self.min_jump
+        since = self._since
+        if since < w - 1:
+            cand[: w - 1 - since] = False  # not yet a full window in this run of data
+        ci = np.flatnonzero(cand)
+        out, target = xv, None
+        if ci.size:
+            win = np.lib.stride_tricks.sliding_window_view(ext, w)[ci]
+            med = np.median(win, axis=1)
+            mad = np.median(np.abs(win - med[:, None]), axis=1)
+            limit = np.maximum(self.n_sigmas * 1.4826 * mad, self.min_jump)
+            hit = np.abs(win[:, -1] - med) > limit
+            if hit.any():
+                target = ci[hit]
+                out = xv.copy()
+                out[target] = med[hit]
+                self.replaced += int(target.size)
+        self._hist = ext[-(w - 1) :].copy()
+        self._last_t = t_last
+        self._since = min(n + since, w)
+        return out, target
 
 
 class SosFilter:
@@ -177,12 +212,57 @@ class SosFilter:
 
     def reset(self) -> None:
         """Forget the state; the next sample starts the filter in steady state."""
-        self._zi: FloatArray | None = None
+        self._zi_arr: FloatArray | None = None
+        self._zl: list[list[float]] | None = None  # the same state as Python floats (1-D)
         self._last_t = -np.inf
+
+    @property
+    def _zi(self) -> FloatArray | None:
+        if self._zl is not None:
+            self._zi_arr = np.array(self._zl)[:, :, None]
+            self._zl = None
+        return self._zi_arr
+
+    @_zi.setter
+    def _zi(self, value: FloatArray | None) -> None:
+        self._zi_arr, self._zl = value, None
+
+    def _small(self, tl: list[float], xl: list[float]) -> list[float] | None:
+        """A few samples of a 1-D signal in plain Python, bit for bit ``sosfilt``.
+
+        Returns None (nothing changed) when the vector path must run instead:
+        NaNs, a hole longer than ``max_gap``, or the very first sample.
+        """
+        prev, max_gap = self._last_t, self.max_gap
+        for tv, xv in zip(tl, xl, strict=True):
+            if tv - prev > max_gap or xv != xv:
+                return None
+            prev = tv
+        zl = self._zl
+        if zl is None:
+            if self._zi_arr is None or self._zi_arr.shape[2] != 1:
+                return None
+            zl = self._zi_arr[:, :, 0].tolist()
+            self._zi_arr = None
+            self._zl = zl
+        out = []
+        for xc in xl:
+            for (b0, b1, b2, _a0, a1, a2), zs in zip(self._sos_list, zl, strict=True):
+                xn = b0 * xc + zs[0]
+                zs[0] = b1 * xc - a1 * xn + zs[1]
+                zs[1] = b2 * xc - a2 * xn
+                xc = xn
+            out.append(xc)
+        self._last_t = prev
+        return out
 
     def process(self, t: ArrayLike, x: ArrayLike) -> FloatArray:
         """Filtered *x* (same shape); NaN where *x* is NaN."""
         tt, xx = _as_tx(t, x)
+        if xx.ndim == 1 and 0 < xx.size <= 32:
+            small = self._small(tt.tolist(), xx.tolist())
+            if small is not None:
+                return np.array(small)
         out = np.full(xx.shape, np.nan)
         if xx.size == 0:
             return out
@@ -293,6 +373,8 @@ class BinAverager:
         if xx.ndim == 1:
             xx = xx[:, None]
         k = xx.shape[1]
+        if drop is None and tt.size and not self._tail_drop.any():
+            return self._fast(tt, xx)
         dd = np.zeros(tt.size, dtype=bool) if drop is None else np.asarray(drop, dtype=bool)
         if self._tail_x is not None and self._tail_t.size:
             tt = np.concatenate((self._tail_t, tt))
@@ -308,6 +390,47 @@ class BinAverager:
             return self._empty(k)
         starts = np.concatenate(([0], starts[:-1]))
         return self._emit(ids[starts], xx[:last], dd[:last], starts)
+
+    def _fast(self, tt: FloatArray, xx: FloatArray) -> Binned:
+        """:meth:`process` without dropped rows: the same bins with fewer array calls."""
+        rate = self.rate
+        tail = self._tail_t.size if self._tail_x is not None else 0
+        first = float(self._tail_t[0]) if tail else float(tt[0])
+        if math.floor(first * rate) == math.floor(float(tt[-1]) * rate):
+            # No bin completes: only the tail grows.
+            if tail:
+                tt = np.concatenate((self._tail_t, tt))
+                xx = np.concatenate((self._tail_x, xx))
+            self._tail_t, self._tail_x = tt, xx
+            self._tail_drop = np.zeros(tt.size, dtype=bool)
+            return self._empty(xx.shape[1])
+        if tail:
+            tt = np.concatenate((self._tail_t, tt))
+            xx = np.concatenate((self._tail_x, xx))
+        ids = np.floor(tt * rate).astype(np.int64)
+        ends = np.flatnonzero(ids[1:] != ids[:-1])
+        ends += 1
+        last = int(ends[-1])
+        self._tail_t, self._tail_x = tt[last:], xx[last:]
+        self._tail_drop = np.zeros(tt.size - last, dtype=bool)
+        nb = ends.size
+        starts = np.empty(nb, dtype=np.int64)
+        starts[0] = 0
+        starts[1:] = ends[:-1]
+        bins = ids[starts]
+        head = xx[:last]
+        b0, b1 = int(bins[0]), int(bins[-1])
+        contiguous = b1 - b0 == nb - 1 and (self._last_k is None or b0 - self._last_k == 1)
+        if not contiguous:
+            return self._emit(bins, head, np.zeros(last, dtype=bool), starts)
+        sums = np.add.reduceat(head, starts, axis=0)
+        check = float(sums.sum())
+        if check != check:  # NaN somewhere (or inf - inf): the careful way
+            return self._emit(bins, head, np.zeros(last, dtype=bool), starts)
+        counts = ends - starts
+        means = sums / counts[:, None]
+        self._last_k, self._last_x = b1, means[-1].copy()
+        return Binned((bins + 0.5) * self.dt, means, np.zeros(nb, dtype=bool), counts)
 
     def finish(self) -> Binned:
         """Emit the last, incomplete bin (end of data)."""

@@ -30,13 +30,14 @@ from knotsense.dsp.detectors import (
     RockingDetector,
 )
 from knotsense.dsp.filters import BandPass, BinAverager, Binned, LowPass, SpikeFilter
-from knotsense.dsp.signals import balance_axis, balance_force, centre_of_pressure
+from knotsense.dsp.signals import _row_sum, balance_axis, centre_of_pressure
 from knotsense.errors import ConfigurationError
 
 FloatArray = NDArray[np.float64]
 
 __all__ = ["Analysis", "Pipeline", "PipelineConfig", "PipelineOutput", "QualityStats", "analyze"]
 
+_SMALL_BINS = 32  # up to this many bins per call, filters and detectors run on floats
 _KIND_ORDER = {"contact": 0, "release": 1, "overpressure": 2, "rocking": 3}
 
 
@@ -240,8 +241,15 @@ class Pipeline:
         )
         self._gains: FloatArray | None = None
         self._offsets: FloatArray | None = None
+        self._offset_sum = 0.0
         if c.calibration is not None and c.calibration.is_linear:
             self._gains, self._offsets = c.calibration.linear_coefficients()
+            self._offset_sum = self._offsets.sum()
+        self._gains_l = self._gains.tolist() if self._gains is not None else None
+        self._band_upper = c.max_force if c.max_force is not None else np.inf
+        self._positions = (
+            np.asarray(c.positions, dtype=np.float64) if c.positions is not None else None
+        )
         self.reset()
 
     def reset(self) -> None:
@@ -253,6 +261,7 @@ class Pipeline:
                 det.reset()
         self.channels: int | None = None
         self._weights: FloatArray | None = None
+        self._weights_l: list[float] | None = None
         self._last_t = -math.inf
         self._last_valid_t = math.nan
         self._first_t = math.nan
@@ -296,6 +305,7 @@ class Pipeline:
             if len(c.positions) != channels:
                 raise ConfigurationError(f"{len(c.positions)} positions for {channels} channels")
             self._weights = balance_axis(np.asarray(c.positions, dtype=np.float64))
+            self._weights_l = self._weights.tolist()
         self.channels = channels
 
     def process(self, t: ArrayLike, x: ArrayLike) -> PipelineOutput:
@@ -310,48 +320,93 @@ class Pipeline:
             self._setup_channels(xx.shape[1])
         elif xx.shape[1] != self.channels:
             raise ConfigurationError(f"expected {self.channels} channels, got {xx.shape[1]}")
-        if tt.size == 0:
-            return self._run(self._bins.process(tt, np.empty((0, 1 + xx.shape[1]))))
-        if not (np.isfinite(tt).all() and tt[0] > self._last_t and (tt[1:] > tt[:-1]).all()):
-            raise ConfigurationError("sample times must be finite and strictly increasing")
-        self._last_t = float(tt[-1])
-        c = self.config
         n, ch = xx.shape
+        if n == 0:
+            return self._empty_output()
+        # Finite and strictly increasing: the ends are finite and every step is > 0
+        # (a NaN step fails the test too), with one reduction per direction.
+        t0, t1 = float(tt[0]), float(tt[-1])
+        if n > 1:
+            d = tt[1:] - tt[:-1]
+            dmin, dmax = float(d.min()), float(d.max())
+        else:
+            dmin = dmax = 0.0
+        if not (math.isfinite(t0) and math.isfinite(t1) and t0 > self._last_t and dmin >= 0):
+            raise ConfigurationError("sample times must be finite and strictly increasing")
+        if n > 1 and not dmin > 0:
+            raise ConfigurationError("sample times must be finite and strictly increasing")
+        self._last_t = t1
+        c = self.config
         stacked = np.empty((n, 1 + ch))
         chans = stacked[:, 1:]
         if c.calibration is None or self._gains is not None:
             chans[...] = xx  # linear calibration runs on the bins: it commutes with averaging
-            total = chans @ self._gains + self._offsets.sum() if self._gains is not None else None
-            if total is None:
-                total = chans.sum(axis=1)
+            total = _row_sum(chans, self._gains_l)
+            if self._gains is not None:
+                total += self._offset_sum
         else:
             chans[...] = c.calibration.apply(xx)
-            total = chans.sum(axis=1)
+            total = _row_sum(chans, None)
         if c.saturation is not None:
             lo, hi = c.saturation
             self._saturated += int(((xx <= lo) | (xx >= hi)).any(axis=1).sum())
-        bad = np.isnan(total)
-        n_bad = int(bad.sum())
         self._samples += n
-        self._nan += n_bad
-        tv = tt[~bad] if n_bad else tt
-        if tv.size:
-            if math.isnan(self._first_t):
-                self._first_t = float(tv[0])
-            prev = self._last_valid_t if not math.isnan(self._last_valid_t) else tv[0]
-            steps = np.empty_like(tv)
-            steps[0] = tv[0] - prev
-            np.subtract(tv[1:], tv[:-1], out=steps[1:])
-            for i in np.flatnonzero(steps > c.quality_gap):
-                a = float(tv[i - 1]) if i > 0 else float(prev)
-                self._gaps.append((a, float(tv[i])))
-                self._gap_time += float(tv[i]) - a
-            self._last_valid_t = float(tv[-1])
-        clean, flagged = self._spikes.process(tt, total)
-        stacked[:, 0] = clean
-        if flagged.any():
-            chans[flagged] = np.nan  # a spike sample says nothing about any channel
-        return self._run(self._bins.process(tt, stacked, drop=bad if n_bad else None))
+        if xx.dtype.kind in "iub" and self._gains is not None:
+            n_bad = 0  # integer counts through an affine calibration: no NaN possible
+        else:
+            bad = np.isnan(total)
+            n_bad = int(np.count_nonzero(bad))
+        if n_bad:
+            self._nan += n_bad
+            self._quality_steps(tt[~bad])
+            clean, flagged = self._spikes.process(tt, total)
+            stacked[:, 0] = clean
+            if flagged.any():
+                chans[flagged] = np.nan  # a spike sample says nothing about any channel
+            return self._run(self._bins.process(tt, stacked, drop=bad))
+        # The common case: no NaN. Gaps are known from the steps already computed.
+        if math.isnan(self._first_t):
+            self._first_t = t0
+        prev = self._last_valid_t if not math.isnan(self._last_valid_t) else t0
+        if t0 - prev > c.quality_gap or dmax > c.quality_gap:
+            self._quality_steps(tt)
+        self._last_valid_t = t1
+        spikes = self._spikes
+        if t0 - spikes._last_t <= spikes.max_gap and dmax <= spikes.max_gap:
+            clean, hit = spikes._clean(t1, total)
+            stacked[:, 0] = clean
+            if hit is not None:
+                chans[hit] = np.nan
+        else:
+            clean, flagged = spikes.process(tt, total)
+            stacked[:, 0] = clean
+            if flagged.any():
+                chans[flagged] = np.nan
+        return self._run(self._bins.process(tt, stacked))
+
+    def _quality_steps(self, tv: FloatArray) -> None:
+        """Count the holes longer than ``quality_gap`` among valid sample times *tv*."""
+        if not tv.size:
+            return
+        if math.isnan(self._first_t):
+            self._first_t = float(tv[0])
+        prev = self._last_valid_t if not math.isnan(self._last_valid_t) else tv[0]
+        steps = np.empty_like(tv)
+        steps[0] = tv[0] - prev
+        np.subtract(tv[1:], tv[:-1], out=steps[1:])
+        for i in np.flatnonzero(steps > self.config.quality_gap):
+            a = float(tv[i - 1]) if i > 0 else float(prev)
+            self._gaps.append((a, float(tv[i])))
+            self._gap_time += float(tv[i]) - a
+        self._last_valid_t = float(tv[-1])
+
+    def _empty_output(self) -> PipelineOutput:
+        ch = self.channels or 0
+        e = np.empty(0)
+        cop = None
+        if self._positions is not None:
+            cop = np.empty((0, self._positions.shape[1] if self._positions.ndim == 2 else 1))
+        return PipelineOutput(e, e, e, e, np.empty((0, ch)), cop, ())
 
     def finish(self) -> PipelineOutput:
         """End of data: flush the last bin and close every open episode."""
@@ -372,35 +427,53 @@ class Pipeline:
 
     def _run(self, b: Binned) -> PipelineOutput:
         ch = self.channels or 0
-        if b.x.shape[1] != 1 + ch:
-            b = Binned(np.empty(0), np.empty((0, 1 + ch)), np.empty(0, bool), np.empty(0, np.int64))
+        nb = b.t.size
+        if nb == 0 or b.x.shape[1] != 1 + ch:
+            return self._empty_output()
         tb, total = b.t, b.x[:, 0]
         chans = b.x[:, 1:]
         if self._gains is not None:
             chans = chans * self._gains + self._offsets
-        self._filled += int(b.filled.sum())
-        level = self._low.process(tb, total)
-        if self.config.rocking_source == "balance" and self._weights is not None:
-            osc = self._band.process(tb, balance_force(chans, self._weights))
-        else:
-            osc = self._band.process(tb, total)
-        events: list[Event] = []
-        for det in (self.contact, self.release, self.overpressure):
-            if det is not None:
-                events += det.process(tb, level)
-        events += self.rocking.process(tb, osc, level)
+        if b.filled.any():
+            self._filled += int(b.filled.sum())
         c = self.config
-        if c.release_threshold is not None and tb.size:
-            upper = c.max_force if c.max_force is not None else np.inf
-            self.band_bins += int(
-                np.count_nonzero((level >= c.release_threshold) & (level <= upper))
-            )
+        balance = c.rocking_source == "balance" and self._weights is not None
+        osc_in = _row_sum(chans, self._weights_l) if balance else total
+        # Live chunks bring a few bins: the filters and the detectors then run on
+        # Python floats (same arithmetic, same order, so the same results).
+        level_l = osc_l = None
+        tl: list[float] = []
+        if nb <= _SMALL_BINS:
+            tl = tb.tolist()
+            level_l = self._low._small(tl, total.tolist())
+        level = np.array(level_l) if level_l is not None else self._low.process(tb, total)
+        if level_l is not None:
+            osc_l = self._band._small(tl, osc_in.tolist())
+        osc = np.array(osc_l) if osc_l is not None else self._band.process(tb, osc_in)
+        events: list[Event] = []
+        if level_l is not None and osc_l is not None:
+            for det in (self.contact, self.release, self.overpressure):
+                if det is not None:
+                    events += det._feed(tb, level, tl, level_l)
+            events += self.rocking._feed(tb, osc, level, tl, osc_l, level_l)
+            if c.release_threshold is not None:
+                lo, hi = c.release_threshold, self._band_upper
+                self.band_bins += sum(1 for v in level_l if lo <= v <= hi)
+        else:
+            for det in (self.contact, self.release, self.overpressure):
+                if det is not None:
+                    events += det.process(tb, level)
+            events += self.rocking.process(tb, osc, level)
+            if c.release_threshold is not None:
+                self.band_bins += int(
+                    np.count_nonzero((level >= c.release_threshold) & (level <= self._band_upper))
+                )
         cop = None
-        if c.positions is not None:
-            cop = centre_of_pressure(
-                chans, np.asarray(c.positions, dtype=np.float64), c.contact_floor
-            )
-        return PipelineOutput(tb, total, level, osc, chans, cop, self._sorted(events))
+        if self._positions is not None:
+            cop = centre_of_pressure(chans, self._positions, c.contact_floor)
+        return PipelineOutput(
+            tb, total, level, osc, chans, cop, self._sorted(events) if events else ()
+        )
 
 
 @dataclass(frozen=True)

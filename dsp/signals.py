@@ -26,6 +26,24 @@ def _forces(forces: ArrayLike) -> FloatArray:
     return arr
 
 
+def _row_sum(x: FloatArray, weights: list[float] | None) -> FloatArray:
+    """``x @ weights`` (or the row sums), adding the columns left to right.
+
+    A matrix product or ``sum(axis=1)`` may round differently depending on the
+    number of rows (BLAS kernels treat the remainder rows apart), which would
+    make the output depend on the chunking; column by column it cannot.
+    """
+    if weights is None:
+        total = x[:, 0].copy()
+        for j in range(1, x.shape[1]):
+            total += x[:, j]
+        return total
+    total = x[:, 0] * weights[0]
+    for j in range(1, x.shape[1]):
+        total += x[:, j] * weights[j]
+    return total
+
+
 def total_force(forces: ArrayLike) -> FloatArray:
     """Sum of the channels (N): what sits on the knob."""
     return _forces(forces).sum(axis=1)
@@ -48,9 +66,10 @@ def centre_of_pressure(
     """Force-weighted mean channel position (mm), shape ``(n, dims)``; NaN below *min_total*."""
     f = _forces(forces)
     pos = _positions(positions, f.shape[1])
-    total = f.sum(axis=1)
+    total = _row_sum(f, None)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cop = (f @ pos) / total[:, None]
+        cop = np.column_stack([_row_sum(f, pos[:, d].tolist()) for d in range(pos.shape[1])])
+        cop /= total[:, None]
     cop[~(total >= min_total)] = np.nan
     return cop
 
@@ -92,4 +111,4 @@ def balance_force(forces: ArrayLike, weights: ArrayLike) -> FloatArray:
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != (f.shape[1],):
         raise ConfigurationError(f"need {f.shape[1]} balance weights, got shape {w.shape}")
-    return f @ w
+    return _row_sum(f, w.tolist())

@@ -9,7 +9,7 @@ import pytest
 
 from knotsense.dsp.calibration_models import Calibration, LinearModel, MonotoneModel
 from knotsense.dsp.evaluation import Score, score
-from knotsense.dsp.pipeline import Pipeline, PipelineConfig, analyze
+from knotsense.dsp.pipeline import Pipeline, PipelineConfig, PipelineOutput, analyze
 from knotsense.dsp.synthetic import make_session
 from knotsense.errors import ConfigurationError
 
@@ -134,3 +134,29 @@ def test_accuracy_over_many_seeds() -> None:
     assert rock.median_onset_error <= 1.5
     freq_err = [abs(m.detected.frequency / m.truth.frequency - 1) for m in rock.matches]
     assert np.median(freq_err) < 0.03
+
+
+@pytest.mark.parametrize(("seed", "max_chunk"), [(21, 8), (22, 60), (23, 400), (24, 3000)])
+def test_live_chunks_give_bit_identical_signals_and_events(seed: int, max_chunk: int) -> None:
+    """Small chunks take the per-call short cuts (Python floats, queued rocking bins);
+    every output array and every event must still equal the one-piece run bit for bit."""
+    s = make_session(seed, rate=250.0, channels=3, lies=3)
+    cfg = PipelineConfig(
+        release_threshold=s.threshold,
+        max_force=s.threshold * 1.45,
+        positions=s.positions,
+        saturation=(-1e9, s.threshold * 1.8),
+    )
+    whole = analyze(s.t, s.forces, cfg).signals
+    rng = np.random.default_rng(seed)
+    pipe, parts, a = Pipeline(cfg), [], 0
+    while a < s.t.size:
+        b = a + int(rng.integers(1, max_chunk + 1))
+        parts.append(pipe.process(s.t[a:b], s.forces[a:b]))
+        a = b
+    parts.append(pipe.finish())
+    live = PipelineOutput.concat(parts)
+    for name in ("t", "total", "level", "osc", "channels", "cop"):
+        assert np.array_equal(getattr(live, name), getattr(whole, name), equal_nan=True), name
+    assert live.events == whole.events
+    assert any(e.kind == "rocking" for e in live.events)
