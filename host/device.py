@@ -240,6 +240,8 @@ class AsyncDevice:
         self._next_device_us: int | None = None
         self._lost_link_at: float | None = None
         self._rebooted = False
+        self._reboot_from: float | None = None
+        self._resume_task: asyncio.Task[object] | None = None
         self._tasks: set[asyncio.Task[object]] = set()
 
     # -- life cycle ---------------------------------------------------------------------
@@ -319,6 +321,7 @@ class AsyncDevice:
         frame = self._encoder.encode(command)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        self._drained.set()  # a reader held back by an unread backlog must read the answer
         name = type(body).__name__
         self.link.commands += 1
         try:
@@ -424,6 +427,11 @@ class AsyncDevice:
             self._stream_args = (rate_hz, mask, encoding)
         self._streaming = True
         self._next_index = None
+        self._rebooted = False
+        self._reboot_from = None
+        # Queue from the first block on, even before stream() is called: samples that
+        # arrive while the caller is still busy (reading thresholds ...) are kept.
+        self._ensure_queue()
         config = (await self.request(StartStream())).parse_result()
         self.stream_config = config  # type: ignore[assignment]
         return config  # type: ignore[return-value]
@@ -557,9 +565,17 @@ class AsyncDevice:
                     self.on_raw("rx", chunk, now)
                 for frame in self.decoder.feed(chunk):
                     self._dispatch(frame, now)
+            # A source that always has data (a simulator on virtual time) must not
+            # starve the loop: let the consumer and waiting commands run.
+            await asyncio.sleep(0)
             queue = self._queue
             if transport.paced_by_reader and queue is not None:
-                while queue is self._queue and queue.qsize() > BACKLOG_LIMIT and not self._closed:
+                while (
+                    queue is self._queue
+                    and queue.qsize() > BACKLOG_LIMIT
+                    and not self._closed
+                    and not self._pending  # answers must get through whatever the backlog
+                ):
                     self._drained.clear()
                     await self._drained.wait()
 
@@ -590,10 +606,16 @@ class AsyncDevice:
             self.mapper.add(device_us[-1] / 1e6, now)
         host_s = self.mapper.map(device_us / 1e6)
         expected = self._next_index
-        if expected is not None and block.sample_index != expected:
+        if expected is None:
+            if self._rebooted and n:
+                self._reboot_gap(block, float(host_s[0]))
+        elif block.sample_index != expected:
             lost = (block.sample_index - expected) & 0xFFFFFFFF
             if 0 < lost < 1 << 31:
                 self._gap(lost, block, float(host_s[0]) if n else now, now)
+        else:
+            # Contiguous: a link drop (if any) cost nothing; do not blame a later gap on it.
+            self._lost_link_at = None
         self._next_index = (block.sample_index + n) & 0xFFFFFFFF
         self._next_device_us = int(device_us[-1]) + block.period_ns // 1000 if n else None
         self._emit(
@@ -626,6 +648,25 @@ class AsyncDevice:
         self._rebooted = False
         self._emit(Gap(start_s, end_s, lost, reason))
 
+    def _reboot_gap(self, block: SampleBlock, end_s: float) -> None:
+        """The first block after a reboot: mark what the restart cost, by time.
+
+        The device's sample index and clock started over, so the count comes from
+        host time: from the first sample that never came to this block's first one.
+        """
+        start_s, self._reboot_from = self._reboot_from, None
+        self._rebooted = False
+        self._lost_link_at = None
+        if start_s is None:
+            return
+        # Host seconds per device second (1 on a real link; not on a sped-up simulator).
+        scale = 1.0 + self.mapper.drift_ppm * 1e-6
+        lost = max(0, round((end_s - start_s) / scale * 1e9 / block.period_ns))
+        # Always marked: a restart is a discontinuity even when the clock cannot size it.
+        self.link.gaps += 1
+        self.link.samples_lost += lost
+        self._emit(Gap(min(start_s, end_s), end_s, lost, "reboot"))
+
     def _on_reboot(self, now: float) -> None:
         """The device restarted: its clock and indices start over; resume streaming.
 
@@ -636,14 +677,22 @@ class AsyncDevice:
             self.mapper.reset_epoch()
             return
         self.link.reboots += 1
+        if self._rebooted and self._reboot_from is not None:
+            # Rebooted again before any sample came: one gap from the last sample seen.
+            last_host = self._reboot_from
+        elif self._next_device_us is not None:
+            last_host = float(self.mapper.map(self._next_device_us / 1e6))
+        else:
+            last_host = now
         self._rebooted = True
-        last_host = self.mapper.map(self._next_device_us / 1e6) if self._next_device_us else now
+        self._reboot_from = last_host if self._streaming else None
         self.clock.reset()
         self.mapper.reset_epoch()
         self._next_index = None
+        self._next_device_us = None  # of the old epoch: meaningless on the new clock
         self._emit(LinkChange("rebooted", now, f"last sample at {last_host:.3f}"))
         if self._streaming:
-            self._spawn(self._resume_stream())
+            self._restart_resume()
 
     async def _recover(self, why: str) -> bool:
         """Reconnect after a lost link; False when giving up (the stream ends)."""
@@ -679,14 +728,36 @@ class AsyncDevice:
         self._link_up.set()
         self._emit(LinkChange("restored", self.transport.clock(), ""))
         if self._streaming:
-            self._spawn(self._resume_stream())
+            self._restart_resume()
         return True
 
+    def _restart_resume(self) -> None:
+        """Resume streaming; a resume still running (the device restarted again) is dropped.
+
+        Two resumes interleaving would configure the device before its second
+        restart and start it after, at its boot rate instead of the chosen one.
+        """
+        if self._resume_task is not None:
+            self._resume_task.cancel()
+        self._resume_task = self._spawn(self._resume_stream())
+
     async def _resume_stream(self) -> None:
+        """Bring the stream back as it was chosen, after a reconnect or a restart.
+
+        A device that kept streaming through a link drop is left alone; one that
+        streams at other settings (a start sent before a second restart landed
+        after it, at the boot settings) is stopped, configured and started again.
+        """
         rate, mask, encoding = self._stream_args
         try:
-            if rate is not None:
-                await self.configure_stream(rate, mask, encoding)
+            current = await self.get_stream_config()
+            wanted = rate is None or (current.rate_hz, current.channel_mask) == (rate, mask)
+            if current.streaming and wanted:
+                return
+            if current.streaming:
+                await self.request(StopStream())
+            if not wanted:
+                await self.configure_stream(rate, mask, encoding)  # type: ignore[arg-type]
             await self.request(StartStream())
         except CommandError as exc:
             if exc.status != StatusCode.INVALID_STATE:  # already streaming is fine
@@ -694,7 +765,8 @@ class AsyncDevice:
         except KnotsenseError as exc:
             log.warning("could not resume streaming: %s", exc)
 
-    def _spawn(self, coro: object) -> None:
+    def _spawn(self, coro: object) -> asyncio.Task[object]:
         task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

@@ -120,6 +120,8 @@ async def record_session(
         )
         view = view_factory(state, device) if view_factory else contextlib.nullcontext()
         t0: float | None = None
+        last_t: float | None = None
+        period_s = stream_config.period_ns / 1e9
         episodes: list[Episode] = []
         with view:
             async for item in _until(device.stream(timeout=5.0), stop):
@@ -127,6 +129,11 @@ async def record_session(
                 if isinstance(item, Samples) and item.host_s.size:
                     t0 = float(item.host_s[0]) if t0 is None else t0
                     t = item.host_s - t0
+                    if last_t is not None and t[0] <= last_t:
+                        # The clock fit moved back a little (receive latency jitter):
+                        # the live pipeline needs increasing times; the file keeps the truth.
+                        t = t + (last_t - t[0] + period_s)
+                    last_t = float(t[-1])
                     out = pipeline.process(t, item.raw)
                     episodes += [e for e in out.events if isinstance(e, Episode)]
                     forces = None if config.calibration is None else out.channels

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -169,4 +170,17 @@ class SimBleTransport(BleTransport):
         options = {k: v for k, v in query if k == "timeout"}
         device_query = urlencode([(k, v) for k, v in query if k != "timeout"])
         self.peripheral = ble_backend.register_url(f"{parts.scheme}://?{device_query}")
+        self._epoch = time.time()
         return self.peripheral.address, None, options
+
+    def clock(self) -> float:
+        """The simulator's virtual clock when it runs as fast as possible (``speed`` unset).
+
+        Unpaced, the simulated device runs hundreds of times faster than the wall
+        clock; stamping its data with wall time would squeeze the session's
+        timeline (and ``record --duration`` would run for hours of device time).
+        """
+        device = self.peripheral.device
+        if self.peripheral.config.speed is None and device is not None:
+            return self._epoch + float(device.now)
+        return time.time()

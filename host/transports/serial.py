@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import threading
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 import serial
@@ -62,11 +63,24 @@ class SerialTransport(Transport):
         self._queue: asyncio.Queue[bytes | object] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._epoch = time.time()
 
     @property
     def port(self) -> serial.Serial | None:
         """The pyserial port while open."""
         return self._port
+
+    def clock(self) -> float:
+        """Wall time; for ``sim+pty://`` without ``speed``, the simulator's virtual clock.
+
+        Unpaced, the simulated device behind the pty runs far faster than the
+        wall clock; its data is stamped with its own clock (as ``sim://`` does)
+        so that the session's timeline and ``record --duration`` stay meaningful.
+        """
+        server = getattr(self._port, "sim_server", None)
+        if server is not None and server.speed is None:
+            return self._epoch + float(server.device.now)
+        return time.time()
 
     async def open(self) -> None:
         if self._port is None:
