@@ -3,8 +3,9 @@
 Pacing:
 
 * ``speed=None`` (as fast as possible): every :meth:`SimPipe.read` advances the
-  device by :data:`VIRTUAL_STEP_S` (20 ms) of host time, whatever the timeout,
-  so a run is deterministic and never sleeps.
+  device by *step_s* (default :data:`VIRTUAL_STEP_S`, 20 ms) of host time,
+  whatever the timeout, so a run is deterministic and never sleeps. Larger
+  steps cost less per simulated second; smaller ones answer commands sooner.
 * ``speed=X``: the device follows ``clock() * X``; a read returns what is due
   now, or waits (with *sleep*, in small steps) up to *timeout* seconds for
   something to be due.
@@ -37,8 +38,12 @@ class SimPipe:
         config: SimConfig,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        step_s: float = VIRTUAL_STEP_S,
     ) -> None:
+        if not step_s > 0:
+            raise SimulationError(f"virtual step must be > 0 s, got {step_s}")
         self.config = config
+        self.step_s = step_s
         self.device = SimulatedDevice(config)
         self._clock = clock
         self._sleep = sleep
@@ -69,7 +74,7 @@ class SimPipe:
         """What the device sent since the last read: bytes (STREAM) or a list of packets."""
         self._check()
         if self.config.speed is None:
-            out = self.device.run_until(self.device.now + VIRTUAL_STEP_S)
+            out = self.device.run_until(self.device.now + self.step_s)
         else:
             deadline = self._clock() + max(0.0, timeout)
             while True:

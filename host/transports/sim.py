@@ -14,6 +14,9 @@ from knotsense.errors import LinkLostError
 from knotsense.host.transports.base import Transport
 
 POLL_S = 0.005
+VIRTUAL_STEP_S = 0.1
+"""Device time per read when running as fast as possible: large enough that the
+simulator's per-call cost stays small, small enough that commands answer quickly."""
 RECONNECT_WINDOW_S = 60.0
 """Virtual seconds a reopen waits for a dropped simulated link to come back."""
 
@@ -42,7 +45,7 @@ class SimTransport(Transport):
         if self._pipe is None:
             from knotsense.firmware_sim.pipe import SimPipe
 
-            self._pipe = SimPipe(self.config)
+            self._pipe = SimPipe(self.config, step_s=VIRTUAL_STEP_S)
             self._epoch = time.time()
 
     async def close(self) -> None:
