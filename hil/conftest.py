@@ -1,0 +1,3 @@
+"""Loads the HIL plugin when pytest collects knotsense.hil (``pytest --pyargs knotsense.hil``)."""
+
+pytest_plugins = ["knotsense.hil.plugin"]
