@@ -8,6 +8,7 @@ lists of numbers and never touch the device.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -154,7 +155,7 @@ def rate_figures(cap: Capture, nominal_hz: float, host_clock_meaningful: bool) -
     error_ppm = (measured / nominal_hz - 1.0) * 1e6 if nominal_hz else float("nan")
     continuous = all(
         b.sample_index == (a.sample_index + len(a.device_us)) & 0xFFFFFFFF
-        for a, b in zip(blocks, blocks[1:], strict=False)
+        for a, b in itertools.pairwise(blocks)
     )
     arrivals = np.array([s.received_at for s in blocks], dtype=np.float64)
     last_us = np.array([s.device_us[-1] for s in blocks], dtype=np.float64)

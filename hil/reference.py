@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
@@ -134,10 +135,8 @@ class SerialReference:
 
         def loop() -> None:
             while not self._stop.is_set():
-                try:
+                with contextlib.suppress(TransportError, ValueError):
                     self.readings.append((time.time(), self.read_n()))
-                except (TransportError, ValueError):
-                    pass
                 self._stop.wait(period_s)
 
         self._stop.clear()
