@@ -5,6 +5,7 @@ Examples::
     knotsense sim --list-scenarios
     knotsense sim --scenario back_session --seed 3 --truth truth.json
     knotsense sim --pty --scenario back_session --seed 3        # prints /dev/pts/N first
+    knotsense sim --pty --gauge --scenario calibration_bench --speed 50   # device, then gauge
 
 With ``--pty`` the slave path is the first line of stdout (flushed at once),
 so a script can read it and open the port; the device is served until
@@ -54,6 +55,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="what a link drop does to the pty: hangup (default) or silent",
     )
     parser.add_argument("--link", metavar="PATH", help="keep a stable symlink to the pty here")
+    parser.add_argument(
+        "--gauge",
+        nargs="?",
+        const="mark10",
+        choices=("mark10", "imada"),
+        help="with --pty: also serve a reference force gauge (Mark-10 dialect by default) "
+        "reading the simulated load, on a second pty printed as the second line",
+    )
     parser.add_argument("--json", action="store_true", help="--list-scenarios as one JSON object")
 
 
@@ -145,10 +154,18 @@ def _serve_pty(config, args: argparse.Namespace) -> int:
             server.start()
         except OSError as exc:
             raise SimulationError(f"cannot open a pty: {exc.strerror or exc}") from None
+        gauge = None
+        if getattr(args, "gauge", None):
+            from knotsense.firmware_sim.gauge import GaugeServer
+
+            gauge = GaugeServer(server.device, dialect=args.gauge).start()
+            announce(gauge.slave_path)
         with server:
             while not done.wait(0.1):
                 if not server.running:
                     break
+        if gauge is not None:
+            gauge.stop()
         if server.error is not None:
             raise SimulationError(f"the simulated device stopped: {server.error}")
     finally:
