@@ -57,18 +57,53 @@ def ideal_bench_calibration(unit: Any, points: int = 41) -> dict[str, Any]:
     """A calibration record fitted to a simulated unit's noise-free static curve.
 
     Load cells get a linear model, FSRs a monotone one (their curve is a power law).
+    The record has knotsense.calibration's layout (docs/bench-guide.md, schema 1)
+    with ``bench.plan`` "ideal", no figures and no bench points, so the host
+    applies it like a record from ``knotsense calibrate``.
     """
+    import hashlib
+
+    kind = "linear" if unit.sensor == "load_cell" else "monotone"
+    if kind == "monotone":
+        points = min(points, 16)  # knots: the record must fit the device's 4096-byte NVM
     force = np.linspace(0.0, unit.full_scale_n, points)
     counts = unit.static_counts(np.repeat(force[:, None], unit.channels, axis=1))
-    kind = "linear" if unit.sensor == "load_cell" else "monotone"
     models = []
     for ch in range(unit.channels):
         raw = counts[:, ch]
         # FSRs read nothing below their threshold force: fit where the curve rises.
         rising = np.r_[True, np.diff(raw) > 0]
         models.append(fit_model(raw[rising], force[rising], kind))
-    record = Calibration(tuple(models)).to_dict()
-    record.update({"source": "ideal bench (simulator, knotsense demo)", "serial": unit.serial})
+    calibration = Calibration(tuple(models))
+    record: dict[str, Any] = {
+        "format": "knotsense-calibration",
+        "schema_version": 1,
+        "device": {
+            "serial": unit.serial,
+            "model": "",
+            "firmware": "",
+            "hw_revision": 0,
+            "sensor": unit.sensor,
+            "channels": unit.channels,
+            "adc_bits": int(unit.adc_bits),
+        },
+        "date": "1970-01-01T00:00:00Z",
+        "bench": {
+            "plan": "ideal",
+            "reference": {"kind": "ideal bench (simulator, knotsense demo)"},
+            "full_scale_n": float(unit.full_scale_n),
+            "points": 0,
+            "positions_mm": [[float(x), float(y)] for x, y in unit.positions_mm],
+        },
+        "channels": [
+            {"model": m, "figures": {}, "verdict": "pass", "failures": []}
+            for m in calibration.to_dict()["channels"]
+        ],
+        "limits": {},
+        "verdict": "pass",
+    }
+    body = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    record["checksum"] = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
     return record
 
 

@@ -280,9 +280,14 @@ def calibration_from_metadata(
     """The dsp Calibration for the streamed channels, from the metadata's ``calibration``.
 
     The one place that knows the calibration record's layout in a recording.
-    Accepted: ``Calibration.to_dict()`` output (``{"channels": [model, ...]}``),
-    or a record wrapping one under ``"calibration"`` or ``"models"``. Models are
-    per device channel (picked by ``channel_ids``) or per streamed channel.
+    The record is knotsense.calibration's (``"format": "knotsense-calibration"``,
+    docs/bench-guide.md): its ``channels`` hold one ``{"model": {...}}`` per
+    device channel, and its ``checksum`` (sha256 of the canonical JSON of the
+    rest) is checked here, as is the device serial when the metadata names one.
+    Also accepted, for older files: ``Calibration.to_dict()`` output
+    (``{"channels": [model, ...]}``) or a dict wrapping one under
+    ``"calibration"`` or ``"models"``. Models are per device channel (picked by
+    ``channel_ids``) or per streamed channel.
 
     Returns None when there is no calibration. Raises CalibrationError when one
     is there but unusable.
@@ -292,6 +297,36 @@ def calibration_from_metadata(
         return None
     from knotsense.dsp.calibration_models import Calibration
 
+    if isinstance(record, Mapping) and record.get("format") == "knotsense-calibration":
+        import hashlib
+        import json
+
+        if record.get("schema_version") != 1:
+            raise CalibrationError(
+                f"calibration record schema {record.get('schema_version')!r} is not supported"
+            )
+        body = {k: v for k, v in record.items() if k != "checksum"}
+        try:
+            digest = hashlib.sha256(
+                json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+            ).hexdigest()
+        except (TypeError, ValueError) as exc:
+            raise CalibrationError(f"calibration record is not serialisable: {exc}") from None
+        if record.get("checksum") != "sha256:" + digest:
+            raise CalibrationError("calibration record checksum mismatch (corrupted or edited)")
+        device = record.get("device") if isinstance(record.get("device"), Mapping) else {}
+        info = metadata.get("device_info") or metadata.get("info")
+        serial = info.get("serial_number") if isinstance(info, Mapping) else None
+        if serial and device.get("serial") and device.get("serial") != serial:
+            raise CalibrationError(
+                f"calibration record is for device {device.get('serial')}, not {serial}"
+            )
+        channels = record.get("channels")
+        if not isinstance(channels, list) or not all(
+            isinstance(c, Mapping) and isinstance(c.get("model"), Mapping) for c in channels
+        ):
+            raise CalibrationError("calibration record has no per-channel models")
+        record = {"channels": [c["model"] for c in channels]}
     if isinstance(record, Mapping) and "channels" not in record:
         for key in ("calibration", "models"):
             inner = record.get(key)
