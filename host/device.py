@@ -170,8 +170,11 @@ class LinkStats:
 
 
 _END = object()
-BACKLOG_LIMIT = 256
-"""Stream items a reader paced by its consumer lets pile up before it waits."""
+BACKLOG_LIMIT = 32
+"""Stream items a reader paced by its consumer lets pile up before it waits.
+
+Small: the raw capture sees what the reader read, so a recording of a virtual-time
+source that stops at a duration overshoots it by at most this backlog."""
 
 
 def _checked(response: Response, body: CommandBody) -> Response:

@@ -146,9 +146,12 @@ class LiveState:
 class LineView:
     """A plain status line every *every_s* seconds of data time."""
 
-    def __init__(self, state: LiveState, stream: TextIO = sys.stdout, every_s: float = 5.0) -> None:
+    def __init__(
+        self, state: LiveState, stream: TextIO | None = None, every_s: float = 5.0
+    ) -> None:
         self.state = state
-        self.stream = stream
+        # Looked up now, not when the module was imported (sys.stdout may be replaced).
+        self.stream = sys.stdout if stream is None else stream
         self.every_s = every_s
         self._next = 0.0
         self._printed = 0

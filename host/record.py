@@ -14,7 +14,7 @@ import json
 import logging
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ async def record_session(
                     if duration_s is not None and t[-1] >= duration_s:
                         break
                 elif isinstance(item, Gap):
-                    recorder.mark(MARK_GAP, item, transport.clock())
+                    recorder.mark(MARK_GAP, asdict(item), transport.clock())
                 elif isinstance(item, LinkChange):
                     kind = {"lost": MARK_LINK_LOST, "restored": MARK_RECONNECTED}.get(
                         item.kind, MARK_NOTE

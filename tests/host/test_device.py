@@ -434,7 +434,7 @@ def test_virtual_time_source_waits_for_its_consumer_but_answers_commands() -> No
         return -1, -1, -1.0
 
     backlog, held, rtt = run(go())
-    assert BACKLOG_LIMIT < backlog <= BACKLOG_LIMIT + 16
+    assert BACKLOG_LIMIT // 2 < backlog <= BACKLOG_LIMIT + 16
     assert held == 0  # the simulator did not run ahead of the reader
     assert rtt < 0.5
 

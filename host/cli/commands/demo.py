@@ -52,12 +52,10 @@ def run(args: argparse.Namespace) -> int:
         "truth": result.truth,
     }
     if args.json:
+        # "summary" is the analysis summary; the summary file is "summary_file".
+        paths = {("summary_file" if k == "summary" else k): str(v) for k, v in files.items()}
         print_json(
-            {
-                **{k: str(v) for k, v in files.items()},
-                "seconds": round(result.seconds, 1),
-                "summary": result.analysis["summary"],
-            }
+            {**paths, "seconds": round(result.seconds, 1), "summary": result.analysis["summary"]}
         )
         return 0
     s = result.analysis["summary"]
