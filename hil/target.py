@@ -186,6 +186,7 @@ class Client:
         self.device = Device(adev, runner)  # type: ignore[arg-type]
         self.tap = RawTap(adev.transport.framing)
         adev.on_raw = self.tap
+        self._raw_seq = 0x4000
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> Client:
@@ -213,9 +214,15 @@ class Client:
         """Send an already encoded frame through the transport, bypassing the client."""
         self.run(lambda adev: adev.transport.send(frame), 10.0)
 
+    def next_seq(self) -> int:
+        """A fresh sequence number for a raw frame (a device may drop a repeated one)."""
+        self._raw_seq = (self._raw_seq + 1) & 0xFFFF
+        return self._raw_seq
+
     def encode(self, request_id: int, body: CommandBody) -> bytes:
         """A command frame as this link carries it (COBS-stuffed on byte streams)."""
-        return Encoder(self.adev.transport.framing).encode(Command(request_id, body))
+        encoder = Encoder(self.adev.transport.framing, first_seq=self.next_seq())
+        return encoder.encode(Command(request_id, body))
 
     def close(self) -> None:
         try:
