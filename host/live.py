@@ -186,14 +186,15 @@ class LineView:
 class RichView:
     """A live terminal panel: forces, state with hold timer, rocking, link quality."""
 
-    def __init__(self, state: LiveState, link_stats: Any, title: str) -> None:
+    def __init__(self, state: LiveState, link_stats: Any, title: str, console: Any = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.state = state
         self.link_stats = link_stats
         self.title = title
-        self._live = Live(self._render(), console=Console(), refresh_per_second=8, transient=False)
+        console = Console() if console is None else console
+        self._live = Live(self._render(), console=console, refresh_per_second=8, transient=False)
         self._last = 0.0
 
     def __enter__(self) -> RichView:
