@@ -4,8 +4,13 @@ Chain, per channel, evaluated a block of samples at a time with numpy:
 
 1. load sharing: the total force at the centre of pressure is split over the
    sensors like a rigid plate on equal springs (moment balance), clipped at 0;
-2. silicone: Prony-series relaxation ``F_s = F + sum g_k * highpass_tau_k(F)``,
-   so a step overshoots by ``sum g_k`` and relaxes to the applied force;
+2. silicone: Prony-series relaxation. The knob is in series between the body
+   and the sensors, so the sensors together always carry the applied total
+   (a single sensor reads exactly the load, however slow the silicone); the
+   relaxation shows where the sharing changes (rocking, a shifting centre of
+   pressure): each channel's share ``w`` reads ``w + sum g_k * highpass_tau_k(w)``
+   while loaded -- a change in sharing overshoots by ``sum g_k`` and relaxes
+   to the static sharing -- and an unloaded knob starts afresh;
 3. the sensor (:class:`UnitParams` fixes every figure of one unit, seeded by
    its serial number):
 
@@ -23,10 +28,14 @@ Hysteresis is modelled with a slowly decaying peak memory: reading
 ``F + h * P * 4 r (1 - r)`` where ``P`` is the recent peak and ``r = F / P``,
 so the rising branch is the static curve and the falling branch reads high
 by up to ``h * P`` at half the peak (rate-independent, as on a bench).
+Unloading wipes the memory (an FSR's layers part, a load cell returns to
+its zero): a load applied from rest reads on the rising branch, so bench
+series that start from zero (after the preloads) read as a body lying down.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -57,6 +66,10 @@ PHYSICS_RATE_HZ = 200.0
 PHYSICS_BLOCK = 2000
 """Grid points computed per step (10 s): numpy overhead is paid once per block."""
 SKIN_WARMING_C = 8.0
+UNLOADED_FRACTION = 0.005
+SHARE_FLOOR_N = 0.5
+"""At or below this total the knob is unloaded: the silicone's sharing memory starts afresh."""
+"""A load cell channel at or below this fraction of full scale counts as unloaded (hysteresis)."""
 
 
 def unit_seed(serial: str) -> int:
@@ -225,7 +238,7 @@ class SensorFrontEnd:
         self.prony_tau = np.array(tau)
         c = unit.channels
         self._share = _ShareModel(unit.positions_mm)
-        self._prony_z = np.zeros((len(g), c))
+        self._prony_z = np.full((len(g), c), np.nan)
         self._creep_z = np.zeros(c)
         self._warm_z = 0.0
         self._peak = np.zeros(c)
@@ -311,12 +324,7 @@ class SensorFrontEnd:
         applied = total[:, None] * self._share(cx, cy)
         # Filters run along time on the transposed (C, n) arrays: contiguous rows.
         a_t = np.ascontiguousarray(applied.T)
-        silicone = a_t.copy()
-        for k, (g, tau) in enumerate(zip(self.prony_g, self.prony_tau, strict=True)):
-            a = math.exp(-dt / tau)
-            hp, zf = lfilter([a, -a], [1.0, -a], a_t, axis=1, zi=self._prony_z[k][:, None])
-            self._prony_z[k] = zf[:, 0]
-            silicone += g * hp
+        silicone = self._silicone(a_t, total, dt) if unit.channels > 1 else a_t.copy()
         b = math.exp(-dt / WARM_TAU_S)
         contact = (total > CONTACT_FLOOR_N).astype(np.float64)
         warm, zf = lfilter([1 - b], [1.0, -b], contact, zi=[self._warm_z])
@@ -330,13 +338,54 @@ class SensorFrontEnd:
             counts = self._fsr(t, silicone, dtemp)
         return applied, np.ascontiguousarray(counts.T), total
 
-    def _hysteresis(self, t: np.ndarray, f: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """Reading with peak-memory hysteresis (see the module docstring); f is (C, n)."""
+    def _silicone(self, a_t: np.ndarray, total: np.ndarray, dt: float) -> np.ndarray:
+        """Channel forces (C, n) through the silicone: the total kept, the sharing relaxing.
+
+        The knob is in series between the body and the sensors, so together they carry
+        the applied total at every instant. What the relaxation changes is how the load
+        is shared: each channel's share overshoots a change by ``sum g_k`` and relaxes
+        with the Prony time constants, ``w + sum g_k * (w - lowpass_tau_k(w))``, while
+        loaded; an unloaded knob has nothing to share and starts afresh.
+        """
+        w = np.divide(a_t, total[None, :], out=np.zeros_like(a_t), where=total > 1e-9)
+        loaded = total > SHARE_FLOOR_N
+        edges = np.flatnonzero(np.diff(loaded.astype(np.int8))) + 1
+        bounds = [0, *edges.tolist(), total.size]
+        out = w.copy()
+        for k, (g, tau) in enumerate(zip(self.prony_g, self.prony_tau, strict=True)):
+            a = math.exp(-dt / tau)
+            state = self._prony_z[k]
+            for lo, hi in itertools.pairwise(bounds):
+                if not loaded[lo]:
+                    state = np.full(w.shape[0], np.nan)
+                    continue
+                if np.isnan(state).any():
+                    state = w[:, lo].copy()
+                lp, _ = lfilter([1 - a], [1.0, -a], w[:, lo:hi], axis=1, zi=(a * state)[:, None])
+                out[:, lo:hi] += g * (w[:, lo:hi] - lp)
+                state = lp[:, -1].copy()
+            self._prony_z[k] = state
+        np.maximum(out, 0.0, out=out)
+        norm = out.sum(axis=0)
+        return np.divide(out, norm[None, :], out=w, where=norm > 1e-12) * total[None, :]
+
+    def _hysteresis(self, t: np.ndarray, f: np.ndarray, h: np.ndarray, floor: float) -> np.ndarray:
+        """Reading with peak-memory hysteresis (see the module docstring); f is (C, n).
+
+        Unloading to *floor* or below wipes the memory (return-point memory): a load
+        applied from rest reads on the rising branch, whatever came before.
+        """
         rel = (t - t[0])[None, :] / PEAK_MEMORY_S
         decay = np.exp(-rel)
-        running = np.maximum.accumulate(f * np.exp(rel), axis=1) * decay
+        grown = f * np.exp(rel)
+        rest = f <= floor
+        # Running maximum within each loaded stretch: offset every stretch above the last.
+        seg = np.cumsum(rest, axis=1)
+        big = 2.0 * (grown.max() + 1.0)
+        running = (np.maximum.accumulate(grown + seg * big, axis=1) - seg * big) * decay
         step = math.exp(-1.0 / (PHYSICS_RATE_HZ * PEAK_MEMORY_S))
-        peak = np.maximum(running, (self._peak * step)[:, None] * decay)
+        carried = np.where(seg == 0, (self._peak * step)[:, None] * decay, 0.0)
+        peak = np.maximum(np.where(rest, f, running), carried)
         self._peak = peak[:, -1].copy()
         r = np.divide(f, peak, out=np.ones_like(f), where=peak > 1e-9)
         return f + h[:, None] * peak * 4 * r * (1 - r)
@@ -344,7 +393,7 @@ class SensorFrontEnd:
     def _load_cell(self, t: np.ndarray, f: np.ndarray, dtemp: np.ndarray, dt: float) -> np.ndarray:
         u = self.unit
         fs = u.full_scale_n
-        f = self._hysteresis(t, f, u.hysteresis)
+        f = self._hysteresis(t, f, u.hysteresis, UNLOADED_FRACTION * fs)
         b = math.exp(-dt / CREEP_TAU_S)
         lp, zf = lfilter([1 - b], [1.0, -b], f, axis=1, zi=self._creep_z[:, None])
         self._creep_z = zf[:, 0]
@@ -354,7 +403,8 @@ class SensorFrontEnd:
 
     def _fsr(self, t: np.ndarray, f: np.ndarray, dtemp: np.ndarray) -> np.ndarray:
         u = self.unit
-        el = self._hysteresis(t, f * u.fsr_spread, u.hysteresis)
+        # Below the threshold the FSR's layers part: that is its unloaded state.
+        el = self._hysteresis(t, f * u.fsr_spread, u.hysteresis, u.fsr_threshold_n)
         loaded = el > u.fsr_threshold_n
         # Time under load since the current contact started, per channel.
         prev = ~np.isnan(self._loaded_since)

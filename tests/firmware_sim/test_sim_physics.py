@@ -119,3 +119,41 @@ def test_render_gives_true_force_for_a_reference_gauge() -> None:
     assert r.raw.dtype == np.int64 and r.force.shape == (1200, 4)
     assert np.allclose(r.force.sum(axis=1), r.total)
     assert abs(r.total[(r.t > 15) & (r.t < 24)].mean() - 250) < 1e-6
+
+
+def test_silicone_in_series_keeps_the_total() -> None:
+    """Body -> silicone -> sensors in series: however slow the silicone, the sensors carry
+    the applied total; relaxation only moves load between channels when the sharing changes."""
+    for silicone in ("soft", "dense", "hard"):
+        one = _steps([0, 25, 250], 20.0, "load_cell", silicone=silicone)
+        r = render(one, seed=1, rate_hz=80, serial_number="KS-LC1")
+        u = r.unit
+        for start, f in ((24.0, 25.0), (44.0, 250.0)):  # 2 s after each step arrives
+            got = r.raw[(r.t > start) & (r.t < start + 1), 0].mean()
+            assert abs(got - u.static_counts(np.array([f]), creep=0.0)[0]) < 0.001 * u.gain[0] * f
+    sc = (
+        ScenarioBuilder("shift", sensor="load_cell", channels=4, silicone="hard", drift_scale=0.0)
+        .idle(1)
+        .step(20, 200, ramp_s=1)
+        .step(40, 200, ramp_s=0.5, cop_mm=(8.0, 0.0))
+        .build()
+    )
+    r = render(sc, seed=2, rate_hz=80, serial_number="KS-LC3")
+    u = r.unit
+    f = (r.raw - u.offset) / u.gain
+    moved = (r.t > 22.0) & (r.t < 23.0)
+    assert abs(f[moved].sum(axis=1).mean() - 200.0) < 1.0  # the total holds through the shift
+    late = (r.t > 58.0) & (r.t < 60.0)
+    # Channel 3 (x = +18 mm) takes more after the shift: it overshoots, then relaxes.
+    assert f[moved, 3].mean() > f[late, 3].mean() + 5.0
+    assert abs(f[late, 3].mean() - r.force[late, 3].mean()) < 0.02 * r.force[late, 3].mean()
+
+
+def test_unloading_wipes_the_hysteresis_memory() -> None:
+    """Preloaded to 250 N, unloaded, then loaded from rest to 25 N: the rising branch."""
+    fresh = render(_steps([25], 20.0, "fsr"), seed=3, rate_hz=100, serial_number="KS-F1")
+    after = render(_steps([250, 0, 25], 20.0, "fsr"), seed=3, rate_hz=100, serial_number="KS-F1")
+    a = fresh.raw[(fresh.t > 12) & (fresh.t < 14), 0].mean()
+    b = after.raw[(after.t > 52) & (after.t < 54), 0].mean()
+    u = fresh.unit
+    assert abs(_fsr_force(u, b) - _fsr_force(u, a)) < 0.01 * 25 * u.fsr_spread
