@@ -2,9 +2,16 @@
 
 Fit. Each channel's reference force is the bench reference times the
 channel's share at the load position (:func:`knotsense.calibration.bench.load_shares`).
-Readings at the same position and nominal load are averaged into one point
-(ascending series only for load cells, as ISO 376 interpolates; ascending and
-descending for FSRs, so the curve runs through the middle of their hysteresis).
+Readings that put the same force on the channel (any position) are averaged
+into one point, over the range the home-position series spans on that channel,
+from the ascending series only, for every sensor kind: ISO 376 interpolates
+them, and a load applied from rest (a body lying down, a threshold check)
+reads on the rising branch. An FSR's hysteresis band is far wider in % of
+reading than its error budget at low loads (a full-scale loop's middle sits
+~1.8 h of reading above the rising branch at 10 %), so a curve through the
+middle of the loop would misread every load applied from rest; instead the
+descending branch's mean bias is recorded (``branch_bias_pct``) and the
+thresholds that fire on easing off use it.
 Candidates: linear, polynomial of degree 2 and 3 (weighted for relative
 error) and a monotone PCHIP through the points (FSRs). The choice is by
 leave-one-load-out cross-validated RMS error (% of reading), times a
@@ -50,10 +57,9 @@ FIGURES = (
 COMPLEXITY_PENALTY = 0.05
 
 DEFAULT_LIMITS: dict[str, dict[str, float]] = {
-    # A load cell under a silicone knob. The silicone's slow relaxation (a tail of
-    # hundreds of seconds) remembers earlier loads as an error in newtons that does
-    # not scale with the load, so the series figures are limited in % of full
-    # scale; the fit itself in % of reading. ISO 376 class 2 (all % of reading:
+    # A load cell under a silicone knob. The contact warms the sensor and moves its
+    # zero, an error in newtons that does not scale with the load, so the series
+    # figures are limited in % of full scale; the fit itself in % of reading. ISO 376 class 2 (all % of reading:
     # repeatability 0.2, reproducibility 0.4, interpolation 0.2, zero 0.1,
     # reversibility 0.5, creep 0.2) is the "iso376_class2" preset, for a bare cell.
     "load_cell": {
@@ -238,21 +244,30 @@ def fit_bench(
     sensor = sensor or data.sensor or "load_cell"
     lim = limits_for(sensor, limits)
     loaded = [p for p in data.points if p.direction in ("up", "down")]
-    both = {p.series for p in loaded if p.direction == "down"}
-    if sensor == "load_cell" or not both:
-        fit_series = {p.series for p in loaded}
-        fit_dirs: tuple[str, ...] = ("up",)
-    else:  # FSR: the middle of the hysteresis loop, from the series that have both branches
-        fit_series, fit_dirs = both, ("up", "down")
+    # Every kind is fitted on its ascending readings: a load applied from rest (a body
+    # lying down, a threshold check) reads on the rising branch. The descending
+    # branch's bias is recorded for the thresholds that fire on easing off.
+    fit_series = {p.series for p in loaded}
+    fit_dirs: tuple[str, ...] = ("up",)
     level_ids = _levels([p.reference_n for p in loaded])
     level_of = {id(p): lv for p, lv in zip(loaded, level_ids, strict=True)}
     forces = {id(p): channel_force(data, p) for p in data.points}
+    ups = [p for p in loaded if p.direction in fit_dirs and p.series in fit_series]
+    ups = [p for p in ups if p.reference_n > 0]
+    positions = [p.position_mm for p in ups]
+    home = max(set(positions), key=positions.count) if positions else (0.0, 0.0)
     channels = []
     for ch in range(data.channels):
+        # A channel is calibrated over the range its home-position series spans: an
+        # off-centre load can leave a channel a few % of the total, below that range
+        # (an FSR element there sits at its conduction threshold).
+        home_f = [forces[id(p)][ch] for p in ups if p.position_mm == home]
+        low = 0.98 * min(home_f) if home_f else 0.0
+        in_range = [p for p in ups if forces[id(p)][ch] >= low]
+        chan_level = _levels([float(forces[id(p)][ch]) for p in in_range])
         groups: dict[tuple, list[BenchPoint]] = {}
-        for p in loaded:
-            if p.direction in fit_dirs and p.series in fit_series and p.reference_n > 0:
-                groups.setdefault((p.position_mm, level_of[id(p)]), []).append(p)
+        for p, lv in zip(in_range, chan_level, strict=True):
+            groups.setdefault((lv,), []).append(p)
         gx = np.array([np.mean([p.raw[ch] for p in g]) for g in groups.values()])
         gy = np.array([np.mean([forces[id(p)][ch] for p in g]) for g in groups.values()])
         if gx.size < 3:

@@ -59,8 +59,9 @@ def accuracy(
     """Relative errors of the calibrated channels on held loads 10-100 % of the bench range.
 
     Each load is applied from rest (as a person lies down), held 40 s and read
-    at 30-32 s, as the bench read its steps; then released slowly (descending
-    branch) and read again at half the load.
+    10-12 s after the step starts (8 s after it arrives, about the quick plan's
+    settle time); then eased off to half the load (the falling branch) and read
+    again 10-12 s later.
     """
     fs = 250.0
     b = ScenarioBuilder(

@@ -35,31 +35,39 @@ def lc3():
 # --- accuracy -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_load_cell_within_1pct_of_reading(seed: int) -> None:
-    _, fit, record = bench("load_cell", seed, silicone="soft")
+@pytest.mark.parametrize(("seed", "silicone"), [(0, "soft"), (1, "dense"), (2, "dense")])
+def test_load_cell_within_1pct_of_reading(seed: int, silicone: str) -> None:
+    """From rest, through either silicone: the knob is in series, so it cannot bias the total."""
+    _, fit, record = bench("load_cell", seed, silicone=silicone)
     assert fit.passed
-    up, down, _ = accuracy("load_cell", seed, record, f"KS-{seed:06d}", silicone="soft")
-    assert np.abs(up).max() <= 0.0101 and np.abs(down).max() <= 0.0101
+    up, down, _ = accuracy("load_cell", seed, record, f"KS-{seed:06d}", silicone=silicone)
+    assert np.abs(up).max() <= 0.01 and np.abs(down).max() <= 0.01
 
 
-@pytest.mark.xfail(
-    reason="FSR from-rest holds read 30-57 % off the bench curve (see report)", strict=True
-)
-@pytest.mark.parametrize("seed", [0])
-def test_fsr_within_half_hysteresis_plus_2pct(seed: int) -> None:
-    _, _, record = bench("fsr", seed, silicone="soft")
-    up, down, unit = accuracy("fsr", seed, record, f"KS-{seed:06d}", silicone="soft")
+@pytest.mark.parametrize(("seed", "silicone"), [(0, "soft"), (1, "dense"), (2, "dense")])
+def test_fsr_within_half_hysteresis_plus_2pct(seed: int, silicone: str) -> None:
+    """Loads applied from rest read within +/- (h/2 + 2 %) of reading. Eased off to half
+    the load, an FSR reads on its falling branch, up to h * peak high (2h of reading at
+    half the peak): those readings must lie inside that band (+/- 2 %). No single curve
+    puts both branches within +/- h/2 -- the band is 2h wide there -- so the fit follows
+    the rising branch, the one a body lying down and a threshold check read on."""
+    _, fit, record = bench("fsr", seed, silicone=silicone)
+    assert fit.passed
+    up, down, unit = accuracy("fsr", seed, record, f"KS-{seed:06d}", silicone=silicone)
     bound = unit.hysteresis / 2 + 0.02
-    assert (np.abs(up) <= bound).all() and (np.abs(down) <= bound).all()
+    assert (np.abs(up) <= bound).all()
+    band = 2 * unit.hysteresis
+    assert (down >= -0.02).all() and (down <= band + 0.02).all()
 
 
 def test_calibration_bench_scenario_passes_both_kinds() -> None:
     for sensor in ("load_cell", "fsr"):
         data, fit, record = bench(sensor, 5)
         assert len(data.points) == 39
-        assert record["verdict"] == ("pass" if sensor == "load_cell" else record["verdict"])
+        assert record["verdict"] == "pass", [c.failures for c in fit.channels]
         assert all(set(c.figures) >= {"repeatability", "creep"} for c in fit.channels)
+        if sensor == "fsr":
+            assert max(c.figures["repeatability"]["pct_fs"] for c in fit.channels) < 3.0
 
 
 # --- records --------------------------------------------------------------------
@@ -243,14 +251,17 @@ def test_plan_file_errors(tmp_path) -> None:
 # --- thresholds -----------------------------------------------------------------
 
 
-def test_thresholds_fire_only_above(lc3) -> None:
+@pytest.mark.parametrize("sensor", ["load_cell", "fsr"])
+def test_thresholds_fire_only_above(sensor: str, lc3) -> None:
+    """Calibrated on the shipped bench (dense silicone), checked from rest at -5 % / +5 %."""
     from knotsense.host.device import AsyncDevice
 
-    _, _, record = lc3
+    _, _, record = lc3 if sensor == "load_cell" else bench("fsr", 3, "KS-000003")
     t = th.program_thresholds(record, 110.0, max_n=200.0)
-    assert abs(t.release_on - 110_000) < 500  # L reads in mN
+    if sensor == "load_cell":
+        assert abs(t.release_on - 110_000) < 500  # L reads in mN
     checks = th.verification_checks(110.0, 200.0)
-    stand = th.stand_for(checks, "load_cell", 4)
+    stand = th.stand_for(checks, sensor, 4)
 
     async def go():
         dev = await AsyncDevice.connect(stand.url(seed=3, serial="KS-000003"), reconnect=None)
