@@ -51,26 +51,33 @@ def encode(data: bytes | bytearray | memoryview) -> bytes:
 def decode(encoded: bytes | bytearray | memoryview) -> bytes:
     """Decode one COBS-encoded frame (without its delimiter).
 
+    Decoding is done in place: every code byte after the first stands for a
+    zero (or, after a 0xFF code, for nothing), so the walk visits one byte per
+    block, never one per data byte.
+
     Raises:
         FramingError: a zero byte inside the frame, or a code that runs past
             the end of the frame.
     """
-    encoded = bytes(encoded)
-    n = len(encoded)
-    out = bytearray()
+    data = bytearray(encoded)
+    n = len(data)
+    zero = data.find(0)
+    if zero != -1:
+        raise FramingError(f"COBS: zero byte at offset {zero} inside a frame")
+    zeros: list[int] = []
+    dropped: list[int] = []
     i = 0
     while i < n:
-        code = encoded[i]
-        if code == 0:
-            raise FramingError(f"COBS: zero byte at offset {i} inside a frame")
-        end = i + code
-        if end > n:
+        code = data[i]
+        nxt = i + code
+        if nxt > n:
             raise FramingError(f"COBS: code {code} at offset {i} runs past the frame end ({n})")
-        block = encoded[i + 1 : end]
-        if 0 in block:
-            raise FramingError("COBS: zero byte inside a block")
-        out += block
-        i = end
-        if code < 0xFF and i < n:
-            out.append(0)
-    return bytes(out)
+        if nxt < n:
+            (dropped if code == 0xFF else zeros).append(nxt)
+        i = nxt
+    for pos in zeros:
+        data[pos] = 0
+    for pos in reversed(dropped):
+        del data[pos]
+    del data[0:1]
+    return bytes(data)

@@ -130,6 +130,27 @@ class _SequenceTracker:
         self.last = int(seqs[-1])
         return lost, duplicate
 
+    def observe_few(self, seqs: list[int]) -> tuple[list[int], list[bool]]:
+        """:meth:`observe` for a handful of frames (same rule), without numpy's per-call cost."""
+        stats = self.stats
+        last = self.last
+        lost: list[int] = []
+        duplicate: list[bool] = []
+        for seq in seqs:
+            jump = 0 if last is None else (seq - last - 1) & 0xFFFF
+            last = seq
+            if jump == 0xFFFF:
+                stats.duplicates += 1
+            elif 0 < jump < _MAX_SEQ_JUMP:
+                stats.seq_gaps += 1
+                stats.frames_lost += jump
+            elif jump >= _MAX_SEQ_JUMP:
+                stats.seq_resets += 1
+            lost.append(jump if 0 < jump < _MAX_SEQ_JUMP else 0)
+            duplicate.append(jump == 0xFFFF)
+        self.last = last
+        return lost, duplicate
+
 
 class _DecoderBase:
     def __init__(self) -> None:
@@ -159,10 +180,10 @@ class _DecoderBase:
         """Run checked frames through the sequence tracker; drop duplicates."""
         if not seqs:
             return []
-        lost, duplicate = self._seq.observe(np.array(seqs))
+        lost, duplicate = self._seq.observe_few(seqs)
         out = []
         for seq, message, size, n_lost, dup in zip(
-            seqs, messages, sizes, lost.tolist(), duplicate.tolist(), strict=True
+            seqs, messages, sizes, lost, duplicate, strict=True
         ):
             if dup:
                 self.stats.bytes_discarded += size
@@ -273,13 +294,13 @@ class StreamDecoder(_DecoderBase):
     def _decode_region(self, region: bytes) -> DecodedBatch:
         """Decode every frame of *region*, which ends with a delimiter."""
         stats = self.stats
+        if region.count(0) < _VECTOR_MIN_FRAMES:
+            return self._decode_segments(region)
         arr = np.frombuffer(region, dtype=np.uint8)
         ends = np.flatnonzero(arr == 0)
         starts = np.empty_like(ends)
         starts[0] = 0
         starts[1:] = ends[:-1] + 1
-        if ends.size < _VECTOR_MIN_FRAMES:
-            return self._decode_segments(region)
         lengths = ends - starts
 
         too_long = lengths > MAX_ENCODED_SIZE
