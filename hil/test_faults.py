@@ -60,7 +60,8 @@ def test_bit_errors_drops_and_duplicates_are_counted(
         "Fault injection",
         "bit errors / drops / duplicates",
         f"crc {stats['crc_errors']}={injected.frames_corrupted}, "
-        f"lost {stats['frames_lost']}~{lost}, dup {stats['duplicates']}={injected.frames_duplicated}",
+        f"lost {stats['frames_lost']}~{lost}, "
+        f"dup {stats['duplicates']}={injected.frames_duplicated}",
         f"{len(cap.gaps)} gaps, {missing} samples",
     )
 
@@ -97,11 +98,12 @@ def test_transmit_overflow_is_reported(
     status = client.device.get_status()
     assert status.frames_dropped == injected.overflow_drops
     assert client.device.stats["frames_lost"] >= injected.overflow_drops
+    in_gaps = sum(g.samples_lost for g in cap.gaps if g.reason == "overflow")
     bench_report.add(
         "Fault injection",
         "transmit overflow (slow reader)",
         f"{injected.overflow_drops} frames dropped, reported by {len(events)} event(s)",
-        f"{sum(g.samples_lost for g in cap.gaps if g.reason == 'overflow')} samples in overflow gaps",
+        f"{in_gaps} samples in overflow gaps",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
@@ -83,10 +84,9 @@ def reboot_and_wait(client: Client, until_samples: bool = False) -> Capture:
             capture(adev, 1e9, wall_limit=REBOOT_WAIT_S, idle_timeout=REBOOT_WAIT_S, until=done)  # type: ignore[arg-type]
         )
         await asyncio.sleep(0.02)  # the capture listens before the command goes out
-        try:
+        # The answer may be lost with the link (BLE); the reboot shows in the stream.
+        with contextlib.suppress(DeviceTimeoutError, LinkLostError):
             await adev.reboot()  # type: ignore[attr-defined]
-        except (DeviceTimeoutError, LinkLostError):
-            pass  # the answer may be lost with the link (BLE); the reboot shows in the stream
         return await task
 
     cap = client.run(go, REBOOT_WAIT_S + 30)
