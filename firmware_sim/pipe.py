@@ -13,7 +13,8 @@ Pacing:
 While a ``link_drop`` fault holds the link down, :meth:`read` and
 :meth:`write` raise :class:`~knotsense.errors.LinkLostError`; time still
 advances, and once the link is back they work again (data sent meanwhile is
-lost, as on a real link).
+lost, as on a real link). Data sent before a drop that starts inside a read's
+step is delivered by that read; the next one reports the drop.
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ class SimPipe:
                 if left <= 0:
                     break
                 self._sleep(min(POLL_S, left))
-        if not self.device.link_up:
+        if not out and not self.device.link_up:
             raise LinkLostError("simulated link is down (link_drop fault)")
+        # What the device sent before a drop that began inside this step arrived:
+        # deliver it now; the next read reports the drop.
         if self.config.framing is Framing.PACKET:
             return out
         return b"".join(out)

@@ -232,6 +232,7 @@ class AsyncDevice:
         self._pending: dict[int, asyncio.Future[Response]] = {}
         self._queue: asyncio.Queue[StreamItem | object] | None = None
         self._drained = asyncio.Event()
+        self._wanted = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._link_up = asyncio.Event()
         self._link_up.set()
@@ -272,6 +273,7 @@ class AsyncDevice:
         if self._closed:
             return
         self._closed = True
+        self._wanted.set()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -325,6 +327,7 @@ class AsyncDevice:
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         self._drained.set()  # a reader held back by an unread backlog must read the answer
+        self._wanted.set()
         name = type(body).__name__
         self.link.commands += 1
         try:
@@ -535,6 +538,7 @@ class AsyncDevice:
     def _ensure_queue(self) -> asyncio.Queue[StreamItem | object]:
         if self._queue is None:
             self._queue = asyncio.Queue()
+            self._wanted.set()
             if self._closed:
                 self._queue.put_nowait(_END)
         return self._queue
@@ -551,6 +555,12 @@ class AsyncDevice:
     async def _read_loop(self) -> None:
         transport = self.transport
         while not self._closed:
+            if transport.paced_by_reader:
+                # Data is made as fast as it is read: read only when someone waits
+                # for it (an answer or a stream), so virtual time does not run ahead.
+                while not self._pending and self._queue is None and not self._closed:
+                    self._wanted.clear()
+                    await self._wanted.wait()
             try:
                 chunks = await transport.receive(0.1)
             except EndOfData:

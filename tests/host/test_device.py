@@ -195,7 +195,7 @@ def test_link_drops_reconnect_and_keep_what_was_received(link: str) -> None:
     # And the device's own record agrees: what it sent while the link was down is
     # exactly what the host marked lost (over a pty a hung-up port also loses what
     # sat in its buffers, see the report; never less than the device's count).
-    # (sim and ble: up to a step's frames more, the simulator bug of the xfail below).
+    # (ble: up to a connection event's frames more, cleared at the disconnect).
     by_link = sum(g.samples_lost for g in link_gaps)
     extra = stats["frames_lost"] - inj.frames_lost_link_down
     assert 0 <= extra <= (6 if link != "pty" else 60)
@@ -206,13 +206,8 @@ def test_link_drops_reconnect_and_keep_what_was_received(link: str) -> None:
     assert 700 <= by_link <= (900 + 6 * 18 if link != "pty" else 2000)
 
 
-@pytest.mark.xfail(
-    reason="firmware_sim SimPipe.read: when a link_drop starts inside its 20 ms virtual "
-    "step, the frames sent before the drop in that step are discarded (LinkLostError is "
-    "raised and the step's output dropped) without being counted in injected",
-    strict=False,
-)
 def test_link_drop_mid_step_is_counted_by_the_simulator() -> None:
+    """A drop that starts inside a read's virtual step loses only what it should."""
     out = run(collect(f"sim://?{QUIET}&faults=link_drop:2.0341+1", 5.0))
     check_no_silent_bridging(out["items"])  # the host side is right either way
     assert out["stats"]["frames_lost"] == out["injected"].frames_lost_link_down
