@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,6 +126,15 @@ def skip_reason(item: pytest.Item, config: pytest.Config) -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    # Loaded into an unrelated run (say, through an entry point), the plugin stays inert.
+    bench = config.stash[REPORT_KEY]
+    here = Path(__file__).resolve().parent
+    bench.active = any(Path(item.path).resolve().parent == here for item in items)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     reason = skip_reason(item, item.config)
     if reason is not None:
@@ -163,7 +173,7 @@ class _Recorder:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     bench = config.stash.get(REPORT_KEY, None)
-    if bench is None:
+    if bench is None or not bench.active:
         return
     path = config.getoption("--hil-report")
     if bench.ran == 0 and exitstatus in (pytest.ExitCode.OK, NOTHING_RAN):
@@ -179,7 +189,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     bench = config.stash.get(REPORT_KEY, None)
-    if bench is None:
+    if bench is None or not bench.active:
         return
     terminalreporter.section("knotsense HIL bench report")
     for line in bench.terminal_lines():

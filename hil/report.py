@@ -46,6 +46,8 @@ class BenchReport:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     junit_xml: str | None = None
+    active: bool = False
+    """Whether the run collected tests of knotsense.hil (else the plugin stays quiet)."""
     started: str = field(
         default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     )

@@ -76,6 +76,22 @@ class Target:
         return self.is_sim and self.query.get("speed", "").lower() in ("", "max", "none", "0")
 
     @property
+    def host_clock_meaningful(self) -> bool:
+        """Whether host arrival times can be compared with device time (jitter, clock ppm).
+
+        True on hardware, on ``sim://`` unpaced (it stamps arrivals with its virtual
+        clock) and on simulators paced at real time (``speed=1``).
+        """
+        if not self.is_sim:
+            return True
+        if self.scheme == "sim" and self.virtual_time:
+            return True
+        try:
+            return float(self.query.get("speed", "0")) == 1.0
+        except ValueError:
+            return False
+
+    @property
     def has_faults(self) -> bool:
         """The URL itself injects faults: the link is not clean."""
         return self.is_sim and bool(self.query.get("faults"))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
 
-from knotsense.hil.measure import fmt_ms, percentiles
+from knotsense.hil.measure import capture, fmt_ms, percentiles
 from knotsense.hil.plugin import StreamHandle
 from knotsense.hil.report import BenchReport
 from knotsense.hil.target import Client, Target
@@ -39,15 +40,24 @@ ANSWER_TIMEOUT_S = 3.0
 def wait_response(
     client: Client, request_id: int, timeout: float = ANSWER_TIMEOUT_S
 ) -> list[Response]:
-    """Responses with *request_id* seen by the raw tap within *timeout* (waits for the first)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [r for r in client.tap.responses() if r.request_id == request_id]
-        if found:
-            time.sleep(0.05)  # let a duplicate answer show itself
-            return [r for r in client.tap.responses() if r.request_id == request_id]
-        time.sleep(0.01)
-    return []
+    """Responses with *request_id* seen by the raw tap within *timeout* (waits for the first).
+
+    The stream is read meanwhile (a virtual-time simulator only runs while someone reads).
+    """
+
+    def found() -> list[Response]:
+        return [r for r in client.tap.responses() if r.request_id == request_id]
+
+    async def go(adev: object) -> list[Response]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and not found():
+            await capture(adev, 1e9, wall_limit=0.05, idle_timeout=0.05)  # type: ignore[arg-type]
+        if found():  # let a duplicate answer show itself
+            await capture(adev, 1e9, wall_limit=0.05, idle_timeout=0.05)  # type: ignore[arg-type]
+        return found()
+
+    return client.run(go, timeout + 30.0)
 
 
 def raw_frame(client: Client, payload: bytes, *, bad_crc: bool = False) -> bytes:
