@@ -1,3 +1,5 @@
-"""Loads the HIL plugin when pytest collects knotsense.hil (``pytest --pyargs knotsense.hil``)."""
+"""The HIL plugin (knotsense.hil.plugin) is registered as a pytest entry point.
 
-pytest_plugins = ["knotsense.hil.plugin"]
+Installing knotsense makes ``pytest --pyargs knotsense.hil --device URL`` know
+the suite's options; nothing needs loading here.
+"""

@@ -1,8 +1,8 @@
 """The knotsense HIL pytest plugin: options, markers, fixtures, skips and the bench report.
 
-Loaded by ``knotsense/hil/conftest.py`` (so ``pytest --pyargs knotsense.hil``
-finds it with nothing else checked out) or explicitly with
-``-p knotsense.hil.plugin``. See docs/hil.md.
+Registered as a pytest entry point (``pytest11``), so an installed knotsense
+gives ``pytest --pyargs knotsense.hil --device URL`` with nothing else checked
+out; inert in runs that do not collect knotsense.hil. See docs/hil.md.
 
 Options: ``--device URL`` (default: the simulator), ``--reference URL`` (a
 force gauge), ``--allow-destructive`` (reboots and NVM writes on real

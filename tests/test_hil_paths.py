@@ -1,10 +1,9 @@
 """The HIL suite (knotsense.hil) against the simulator through each code path, as a bench runs it.
 
-Each case runs ``pytest -p knotsense.hil.plugin --pyargs knotsense.hil --device URL`` in a
-subprocess from an empty directory (so nothing of the checkout is used but the installed
-package) and checks it passed and wrote its bench report. ``-p`` makes ``--device`` known
-before pytest collects the package (with ``--pyargs`` alone the package's conftest loads the
-plugin only at collection, too late for command-line options; ``$KNOTSENSE_DEVICE`` works then).
+Each case runs ``pytest --pyargs knotsense.hil --device URL`` -- exactly what a bench PC runs --
+in a subprocess from an empty directory (so nothing of the checkout is used but the installed
+package, whose pytest11 entry point provides ``--device``) and checks it passed and wrote its
+bench report.
 """
 
 from __future__ import annotations
@@ -46,8 +45,6 @@ def test_hil_suite_passes_on_simulator_path(path: str, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     result = run_suite(
         tmp_path,
-        "-p",
-        "knotsense.hil.plugin",
         "--pyargs",
         "knotsense.hil",
         "--device",
@@ -85,8 +82,6 @@ def test_hil_suite_skips_with_reasons_on_a_serial_board_url(tmp_path: Path) -> N
     so the connecting tests error: only the skips are checked)."""
     result = run_suite(
         tmp_path,
-        "-p",
-        "knotsense.hil.plugin",
         "--pyargs",
         "knotsense.hil",
         "--device",
