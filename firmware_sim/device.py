@@ -640,7 +640,7 @@ class SimulatedDevice:
         t = self._now + CMD_LATENCY_S
         if len(payload) >= 3:
             req = int.from_bytes(payload[0:2], "little")
-            resp = Response(req, payload[2], StatusCode.BAD_ARGUMENT)
+            resp = Response(req, payload[2], StatusCode.MALFORMED)  # docs/protocol.md 10.3
         else:
             resp = Response.error(None, StatusCode.MALFORMED)
         self._queue(t, _PRIO_RESPONSE, resp)

@@ -161,16 +161,11 @@ BAD_FRAMES = {
         (0x5104, Opcode.PING, StatusCode.MALFORMED),
     ),
 }
-KNOWN_SIM_DEVIATIONS = {
-    "arguments too short": StatusCode.BAD_ARGUMENT,
-    "PING data of 65 bytes": StatusCode.BAD_ARGUMENT,
-}
-"""The simulator answers BAD_ARGUMENT where docs/protocol.md 10.3 (step 5) says MALFORMED."""
 
 
 @pytest.mark.parametrize("case", list(BAD_FRAMES))
 def test_malformed_command_gets_error_and_stream_continues(
-    case: str, fresh_stream: StreamHandle, hil_client: Client, hil_target: Target
+    case: str, fresh_stream: StreamHandle, hil_client: Client
 ) -> None:
     payload, (req, opcode, status) = BAD_FRAMES[case]
     before = fresh_stream.capture(0.3, wall_limit=20.0)
@@ -181,14 +176,6 @@ def test_malformed_command_gets_error_and_stream_continues(
     assert len(answers) == 1, f"{len(answers)} answers with request id {req:#06x}"
     answer = answers[0]
     assert (answer.request_id, answer.opcode) == (req, opcode)
-    if (
-        hil_target.is_sim
-        and case in KNOWN_SIM_DEVIATIONS
-        and answer.status == KNOWN_SIM_DEVIATIONS[case]
-    ):
-        pytest.xfail(
-            f"simulator answers {answer.status.name}; docs/protocol.md 10.3 step 5 says MALFORMED"
-        )
     assert answer.status == status, (
         f"status {answer.status!r}, docs/protocol.md 10.3 says {status.name}"
     )

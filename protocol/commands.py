@@ -41,8 +41,8 @@ from knotsense.protocol.messages import (
 class BadCommandArguments(MessageError):
     """A command whose header reads but whose arguments do not.
 
-    Carries the request id and opcode so a device can answer BAD_ARGUMENT to
-    the right request (docs/protocol.md, unknown and malformed commands).
+    Carries the request id and opcode so a device can answer MALFORMED to the
+    right request (docs/protocol.md 10.3, unknown and malformed commands).
     """
 
     def __init__(self, message: str, request_id: int, opcode: int) -> None:
@@ -166,7 +166,9 @@ class Thresholds:
 
     def load_index(self, raw: tuple[int, ...] | list[int]) -> int:
         """The load index of one sample, exactly as the firmware computes it."""
-        total = sum((r - ch.zero) * ch.weight_q16 for r, ch in zip(raw, self.channels, strict=True))
+        total = sum(
+            (int(r) - ch.zero) * ch.weight_q16 for r, ch in zip(raw, self.channels, strict=True)
+        )
         # The firmware sums in int64 and wraps; so does this (Python ints do not).
         total = (total + (1 << 63)) % (1 << 64) - (1 << 63)
         return total >> 16

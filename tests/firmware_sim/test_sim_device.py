@@ -196,7 +196,7 @@ def test_every_command_is_answered_with_its_request_id(tmp_path) -> None:
     unreadable = [r for r in h.messages(Response) if r.request_id == 0xFFFF]
     assert len(unreadable) == 1 and unreadable[0].opcode == 0xFF
     assert unreadable[0].status == StatusCode.MALFORMED
-    assert h.response(0x29).status == StatusCode.BAD_ARGUMENT
+    assert h.response(0x29).status == StatusCode.MALFORMED  # docs/protocol.md 10.3 step 5
 
 
 def _write_calibration(h: Host, blob: bytes, cal_id: int, crc: int | None = None) -> Response:
