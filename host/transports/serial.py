@@ -9,6 +9,7 @@ as :class:`LinkLostError` once the data before it has been delivered.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import threading
@@ -23,6 +24,8 @@ from knotsense.host.transports.base import Transport
 from knotsense.protocol import Framing
 
 DEFAULT_BAUD = 921_600
+PACED_QUEUE_CHUNKS = 64
+"""Chunks read ahead of the client from an unpaced simulator before reading waits."""
 READ_TIMEOUT_S = 0.05
 _LOST = object()
 
@@ -90,7 +93,12 @@ class SerialTransport(Transport):
                 await asyncio.to_thread(self._port.open)
             except (SerialException, OSError) as exc:
                 raise self._open_error(exc) from None
-        self._queue = asyncio.Queue()
+        server = getattr(self._port, "sim_server", None)
+        # An unpaced simulator writes as fast as it is read: hold the reading
+        # thread back (and so the simulator, through the pty) when the client
+        # falls behind. A real port is never held back: its data would be lost.
+        self.paced_by_reader = server is not None and server.speed is None
+        self._queue = asyncio.Queue(maxsize=PACED_QUEUE_CHUNKS if self.paced_by_reader else 0)
         self._stop.clear()
         loop = asyncio.get_running_loop()
         self._thread = threading.Thread(
@@ -134,11 +142,28 @@ class SerialTransport(Transport):
                     with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(put, _LOST)
                 return
-            if data:
-                try:
+            if not data:
+                continue
+            try:
+                if self.paced_by_reader:
+                    self._put_waiting(queue, data, loop)
+                else:
                     loop.call_soon_threadsafe(put, data)
-                except RuntimeError:  # the loop is closed
-                    return
+            except RuntimeError:  # the loop is closed
+                return
+
+    def _put_waiting(
+        self, queue: asyncio.Queue, data: bytes, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Hand *data* to the loop, waiting while the queue is full (until stopped)."""
+        future = asyncio.run_coroutine_threadsafe(queue.put(data), loop)
+        while not self._stop.is_set():
+            try:
+                future.result(READ_TIMEOUT_S)
+                return
+            except concurrent.futures.TimeoutError:
+                continue
+        future.cancel()
 
     async def close(self) -> None:
         self._stop.set()
