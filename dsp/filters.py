@@ -256,6 +256,33 @@ class SosFilter:
         self._last_t = prev
         return out
 
+    def _run_list(self, xl: list[float], t_last: float) -> list[float]:
+        """:meth:`_small` for finite samples on the grid, continuing a 1-D state held as
+        Python floats (``_zl``): the caller checked all of that."""
+        zl = self._zl
+        assert zl is not None
+        out = []
+        if len(zl) == 1:
+            (b0, b1, b2, _a0, a1, a2), z = self._sos_list[0], zl[0]
+            z0, z1 = z
+            for xc in xl:
+                xn = b0 * xc + z0
+                z0 = b1 * xc - a1 * xn + z1
+                z1 = b2 * xc - a2 * xn
+                out.append(xn)
+            z[0], z[1] = z0, z1
+        else:
+            sections = list(zip(self._sos_list, zl, strict=True))
+            for xc in xl:
+                for (b0, b1, b2, _a0, a1, a2), zs in sections:
+                    xn = b0 * xc + zs[0]
+                    zs[0] = b1 * xc - a1 * xn + zs[1]
+                    zs[1] = b2 * xc - a2 * xn
+                    xc = xn
+                out.append(xc)
+        self._last_t = t_last
+        return out
+
     def process(self, t: ArrayLike, x: ArrayLike) -> FloatArray:
         """Filtered *x* (same shape); NaN where *x* is NaN."""
         tt, xx = _as_tx(t, x)
@@ -360,9 +387,14 @@ class BinAverager:
     def reset(self) -> None:
         self._tail_t = np.empty(0)
         self._tail_x: FloatArray | None = None
-        self._tail_drop = np.empty(0, dtype=bool)
+        self._tail_drop: NDArray[np.bool_] | None = None  # None: no row of the tail is dropped
         self._last_k: int | None = None
         self._last_x: FloatArray | None = None
+
+    def _tail_drops(self) -> NDArray[np.bool_]:
+        if self._tail_drop is None:
+            return np.zeros(self._tail_t.size, dtype=bool)
+        return self._tail_drop
 
     def _empty(self, k: int) -> Binned:
         return Binned(np.empty(0), np.empty((0, k)), np.empty(0, bool), np.empty(0, np.int64))
@@ -373,13 +405,13 @@ class BinAverager:
         if xx.ndim == 1:
             xx = xx[:, None]
         k = xx.shape[1]
-        if drop is None and tt.size and not self._tail_drop.any():
+        if drop is None and tt.size and (self._tail_drop is None or not self._tail_drop.any()):
             return self._fast(tt, xx)
         dd = np.zeros(tt.size, dtype=bool) if drop is None else np.asarray(drop, dtype=bool)
         if self._tail_x is not None and self._tail_t.size:
             tt = np.concatenate((self._tail_t, tt))
             xx = np.concatenate((self._tail_x, xx))
-            dd = np.concatenate((self._tail_drop, dd))
+            dd = np.concatenate((self._tail_drops(), dd))
         if tt.size == 0:
             return self._empty(k)
         ids = np.floor(tt * self.rate).astype(np.int64)
@@ -401,8 +433,7 @@ class BinAverager:
             if tail:
                 tt = np.concatenate((self._tail_t, tt))
                 xx = np.concatenate((self._tail_x, xx))
-            self._tail_t, self._tail_x = tt, xx
-            self._tail_drop = np.zeros(tt.size, dtype=bool)
+            self._tail_t, self._tail_x, self._tail_drop = tt, xx, None
             return self._empty(xx.shape[1])
         if tail:
             tt = np.concatenate((self._tail_t, tt))
@@ -411,8 +442,7 @@ class BinAverager:
         ends = np.flatnonzero(ids[1:] != ids[:-1])
         ends += 1
         last = int(ends[-1])
-        self._tail_t, self._tail_x = tt[last:], xx[last:]
-        self._tail_drop = np.zeros(tt.size - last, dtype=bool)
+        self._tail_t, self._tail_x, self._tail_drop = tt[last:], xx[last:], None
         nb = ends.size
         starts = np.empty(nb, dtype=np.int64)
         starts[0] = 0
@@ -436,10 +466,10 @@ class BinAverager:
         """Emit the last, incomplete bin (end of data)."""
         if self._tail_x is None or self._tail_t.size == 0:
             return self._empty(0 if self._tail_x is None else self._tail_x.shape[1])
-        tt, xx, dd = self._tail_t, self._tail_x, self._tail_drop
+        tt, xx, dd = self._tail_t, self._tail_x, self._tail_drops()
         self._tail_t = np.empty(0)
         self._tail_x = xx[:0]
-        self._tail_drop = dd[:0]
+        self._tail_drop = None
         ids = np.floor(tt[:1] * self.rate).astype(np.int64)
         return self._emit(ids, xx, dd, np.array([0]))
 

@@ -37,6 +37,7 @@ FloatArray = NDArray[np.float64]
 
 __all__ = ["Analysis", "Pipeline", "PipelineConfig", "PipelineOutput", "QualityStats", "analyze"]
 
+_MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 _SMALL_BINS = 32  # up to this many bins per call, filters and detectors run on floats
 _KIND_ORDER = {"contact": 0, "release": 1, "overpressure": 2, "rocking": 3}
 
@@ -245,7 +246,12 @@ class Pipeline:
         if c.calibration is not None and c.calibration.is_linear:
             self._gains, self._offsets = c.calibration.linear_coefficients()
             self._offset_sum = self._offsets.sum()
-        self._gains_l = self._gains.tolist() if self._gains is not None else None
+        self._fast_ok = c.calibration is None or self._gains is not None
+        self._balance = c.rocking_source == "balance" and c.positions is not None
+        # Every step of a chunk spanning at most this long is short enough for the fast path.
+        self._span_ok = min(c.quality_gap, c.max_gap)
+        self._qgap = c.quality_gap
+        self._counts: dict[tuple[int, ...], FloatArray] = {}  # bin sizes -> divisor column
         self._band_upper = c.max_force if c.max_force is not None else np.inf
         self._positions = (
             np.asarray(c.positions, dtype=np.float64) if c.positions is not None else None
@@ -260,6 +266,9 @@ class Pipeline:
             if det is not None:
                 det.reset()
         self.channels: int | None = None
+        self._wvec: FloatArray | None = None
+        self._empty: PipelineOutput | None = None
+        self._tail_clean = False  # the rows of the open bin are known to be finite
         self._weights: FloatArray | None = None
         self._weights_l: list[float] | None = None
         self._last_t = -math.inf
@@ -307,49 +316,58 @@ class Pipeline:
             self._weights = balance_axis(np.asarray(c.positions, dtype=np.float64))
             self._weights_l = self._weights.tolist()
         self.channels = channels
+        self._wvec = self._gains if self._gains is not None else np.ones(channels)
+        self._empty = self._empty_output()
 
     def process(self, t: ArrayLike, x: ArrayLike) -> PipelineOutput:
         """Feed samples: times *t* (s, increasing) and *x* ``(n, channels)`` (counts or N)."""
-        tt = np.asarray(t, dtype=np.float64)
-        xx = np.asarray(x)
+        tt = t if type(t) is np.ndarray and t.dtype == np.float64 else np.asarray(t, np.float64)
+        xx = x if type(x) is np.ndarray else np.asarray(x)
         if xx.ndim == 1:
             xx = xx[:, None]
         if tt.ndim != 1 or xx.ndim != 2 or xx.shape[0] != tt.size:
             raise ConfigurationError(f"t has shape {tt.shape} but x has shape {xx.shape}")
-        if self.channels is None:
-            self._setup_channels(xx.shape[1])
-        elif xx.shape[1] != self.channels:
-            raise ConfigurationError(f"expected {self.channels} channels, got {xx.shape[1]}")
         n, ch = xx.shape
+        if self.channels is None:
+            self._setup_channels(ch)
+        elif ch != self.channels:
+            raise ConfigurationError(f"expected {self.channels} channels, got {ch}")
         if n == 0:
             return self._empty_output()
         # Finite and strictly increasing: the ends are finite and every step is > 0
         # (a NaN step fails the test too), with one reduction per direction.
-        t0, t1 = float(tt[0]), float(tt[-1])
+        t0, t1 = tt.item(0), tt.item(-1)
         if n > 1:
             d = tt[1:] - tt[:-1]
-            dmin, dmax = float(d.min()), float(d.max())
+            dmin = float(_MIN(d))
+            span = t1 - t0
+            # With every step > 0, none is longer than the span: no second reduction
+            # when the span alone shows that the steps are short.
+            dmax = span if 0 <= span <= self._span_ok else float(_MAX(d))
         else:
             dmin = dmax = 0.0
         if not (math.isfinite(t0) and math.isfinite(t1) and t0 > self._last_t and dmin >= 0):
             raise ConfigurationError("sample times must be finite and strictly increasing")
         if n > 1 and not dmin > 0:
             raise ConfigurationError("sample times must be finite and strictly increasing")
+        if self._fast_ok:
+            out = self._fast(tt, xx, t0, t1, dmax)
+            if out is not None:
+                return out
         self._last_t = t1
+        self._tail_clean = False
         c = self.config
         stacked = np.empty((n, 1 + ch))
         chans = stacked[:, 1:]
         if c.calibration is None or self._gains is not None:
             chans[...] = xx  # linear calibration runs on the bins: it commutes with averaging
-            total = _row_sum(chans, self._gains_l)
+            total = np.vecdot(chans, self._wvec)
             if self._gains is not None:
                 total += self._offset_sum
         else:
             chans[...] = c.calibration.apply(xx)
-            total = _row_sum(chans, None)
-        if c.saturation is not None:
-            lo, hi = c.saturation
-            self._saturated += int(((xx <= lo) | (xx >= hi)).any(axis=1).sum())
+            total = np.vecdot(chans, self._wvec)
+        self._count_saturated(xx)
         self._samples += n
         if xx.dtype.kind in "iub" and self._gains is not None:
             n_bad = 0  # integer counts through an affine calibration: no NaN possible
@@ -365,12 +383,7 @@ class Pipeline:
                 chans[flagged] = np.nan  # a spike sample says nothing about any channel
             return self._run(self._bins.process(tt, stacked, drop=bad))
         # The common case: no NaN. Gaps are known from the steps already computed.
-        if math.isnan(self._first_t):
-            self._first_t = t0
-        prev = self._last_valid_t if not math.isnan(self._last_valid_t) else t0
-        if t0 - prev > c.quality_gap or dmax > c.quality_gap:
-            self._quality_steps(tt)
-        self._last_valid_t = t1
+        self._quality_clean(t0, t1, dmax, tt)
         spikes = self._spikes
         if t0 - spikes._last_t <= spikes.max_gap and dmax <= spikes.max_gap:
             clean, hit = spikes._clean(t1, total)
@@ -383,6 +396,167 @@ class Pipeline:
             if flagged.any():
                 chans[flagged] = np.nan
         return self._run(self._bins.process(tt, stacked))
+
+    def _count_saturated(self, xx: NDArray) -> None:
+        if self.config.saturation is not None:
+            lo, hi = self.config.saturation
+            self._saturated += int(((xx <= lo) | (xx >= hi)).any(axis=1).sum())
+
+    def _quality_clean(self, t0: float, t1: float, dmax: float, tt: FloatArray) -> None:
+        """Quality bookkeeping for a chunk without NaN (steps already known)."""
+        if math.isnan(self._first_t):
+            self._first_t = t0
+        prev = self._last_valid_t if not math.isnan(self._last_valid_t) else t0
+        qg = self.config.quality_gap
+        if t0 - prev > qg or dmax > qg:
+            self._quality_steps(tt)
+        self._last_valid_t = t1
+
+    def _fast(
+        self, tt: FloatArray, xx: NDArray, t0: float, t1: float, dmax: float
+    ) -> PipelineOutput | None:
+        """The steady live case in as few array calls as possible, or None (nothing changed).
+
+        It applies when the chunk continues the data without a hole (every step,
+        and the one from the previous chunk, within ``max_gap``), has no NaN or
+        inf, the spike filter has a full window and replaces nothing, and the
+        bins it completes follow the last one without an empty bin. The
+        arithmetic is that of the general path (same calls on the same rows:
+        the tail of the open bin is copied in front of the chunk and each bin is
+        summed at once), so the output is the same bit for bit.
+        """
+        spikes, bins = self._spikes, self._bins
+        w = spikes.window
+        if (
+            spikes._since < w - 1
+            or t0 - spikes._last_t > spikes.max_gap
+            or dmax > spikes.max_gap
+            or bins._last_k is None
+            or bins._tail_drop is not None
+            or bins._tail_x is None
+        ):
+            return None
+        n, ch = xx.shape
+        tail_x = bins._tail_x
+        nt = tail_x.shape[0]
+        if nt and not self._tail_clean:
+            if not np.isfinite(tail_x).all():
+                return None  # a spike row of the open bin: its channels do not count
+            self._tail_clean = True
+        # Channels (raw; a linear calibration runs on the bins) after the open bin's rows.
+        stacked = np.empty((nt + n, 1 + ch))
+        if nt:
+            stacked[:nt] = tail_x
+        chans = stacked[nt:, 1:]
+        chans[...] = xx
+        # The total (calibrated) behind the spike filter's history.
+        ext = np.empty(w - 1 + n)
+        ext[: w - 1] = spikes._hist
+        total = ext[w - 1 :]
+        np.vecdot(chans, self._wvec, out=total)
+        if self._gains is not None:
+            total += self._offset_sum
+        # No spike candidate (a jump > min_jump from one of the `half` previous
+        # samples) when the values in reach differ by less than that. NaN or inf
+        # fails the test and takes the general path.
+        half, jump = w // 2, spikes.min_jump
+        reach = ext[w - 1 - half :]
+        if not _MAX(reach) - _MIN(reach) <= jump:
+            steps = np.abs(reach[1:] - reach[:-1])
+            # With every step below jump / half (a margin for rounding), no pair in
+            # reach differs by more than jump.
+            if not _MAX(steps) < 0.999 * jump / half:
+                return None
+        stacked[nt:, 0] = total
+        rate = bins.rate
+        first = bins._tail_t.item(0) if nt else t0
+        kf, kl = math.floor(first * rate), math.floor(t1 * rate)
+        if kf != kl:
+            if kf - bins._last_k != 1:
+                return None
+            # Bin K starts at the first sample with t * rate >= K (floor is monotone).
+            ks = np.arange(kf + 1, kl + 1, dtype=np.float64)
+            cuts = np.searchsorted(tt * rate, ks).tolist()
+            starts = [0]
+            for i in cuts:
+                if nt + i <= starts[-1]:
+                    return None  # an empty bin: the general path fills it
+                starts.append(nt + i)
+        # Committed: every state below changes as the general path would change it.
+        self._last_t = t1
+        self._samples += n
+        self._count_saturated(xx)
+        if t0 - self._last_valid_t > self._qgap or dmax > self._qgap:
+            self._quality_steps(tt)  # (the first sample set _first_t already)
+        self._last_valid_t = t1
+        hist = ext[-(w - 1) :]
+        spikes._hist = hist if n <= 4096 else hist.copy()
+        spikes._last_t = t1
+        spikes._since = w
+        self._tail_clean = True
+        if kf == kl:  # no bin completes: the open bin grows
+            bins._tail_t = np.concatenate((bins._tail_t, tt)) if nt else tt
+            bins._tail_x = stacked
+            assert self._empty is not None
+            return self._empty
+        last = starts.pop()
+        key = tuple([b - a for a, b in zip(starts, [*starts[1:], last], strict=True)])
+        counts = self._counts.get(key)
+        if counts is None:
+            if len(self._counts) > 64:
+                self._counts.clear()
+            counts = self._counts[key] = np.array(key, np.float64)[:, None]
+        means = np.add.reduceat(stacked[:last], starts, axis=0)
+        means /= counts
+        bins._tail_t, bins._tail_x = tt[last - nt :], stacked[last:]
+        bins._last_k, bins._last_x = kl - 1, means[-1].copy()
+        return self._run_bins(kf, kl, means, counts)
+
+    def _run_bins(self, kf: int, kl: int, means: FloatArray, counts: FloatArray) -> PipelineOutput:
+        """:meth:`_run` for the contiguous, finite bins ``kf .. kl - 1`` of :meth:`_fast`."""
+        dt = self._bins.dt
+        nb = kl - kf
+        low, band = self._low, self._band
+        if (
+            nb > _SMALL_BINS
+            or low._zl is None
+            or band._zl is None
+            or (kf + 0.5) * dt - low._last_t > low.max_gap
+            or (kf + 0.5) * dt - band._last_t > band.max_gap
+        ):
+            tb = (np.arange(kf, kl) + 0.5) * dt
+            filled = np.zeros(nb, dtype=bool)
+            return self._run(Binned(tb, means, filled, counts[:, 0].astype(np.int64)))
+        tl = [(k + 0.5) * dt for k in range(kf, kl)]
+        tb = np.array(tl)
+        total = means[:, 0]
+        chans = means[:, 1:]
+        if self._gains is not None:
+            chans = chans * self._gains + self._offsets
+        t_last = tl[-1]
+        level_l = low._run_list(total.tolist(), t_last)
+        osc_src = _row_sum(chans, self._weights_l) if self._balance else total
+        osc_l = band._run_list(osc_src.tolist(), t_last)
+        level, osc = np.array(level_l), np.array(osc_l)
+        events: list[Event] = self.contact._feed(tb, level, tl, level_l)
+        for det in (self.release, self.overpressure):
+            if det is not None:
+                ev = det._feed(tb, level, tl, level_l)
+                if ev:
+                    events += ev
+        ev = self.rocking._feed(tb, osc, level, tl, osc_l, level_l)
+        if ev:
+            events += ev
+        lo = self.config.release_threshold
+        if lo is not None:
+            hi = self._band_upper
+            self.band_bins += sum(1 for v in level_l if lo <= v <= hi)
+        cop = None
+        if self._positions is not None:
+            cop = centre_of_pressure(chans, self._positions, self.config.contact_floor)
+        return PipelineOutput(
+            tb, total, level, osc, chans, cop, self._sorted(events) if events else ()
+        )
 
     def _quality_steps(self, tv: FloatArray) -> None:
         """Count the holes longer than ``quality_gap`` among valid sample times *tv*."""
