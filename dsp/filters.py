@@ -271,6 +271,20 @@ class SosFilter:
                 z1 = b2 * xc - a2 * xn
                 out.append(xn)
             z[0], z[1] = z0, z1
+        elif len(zl) == 2:
+            (b0, b1, b2, _a0, a1, a2), (c0, c1, c2, _c0, d1, d2) = self._sos_list
+            z, y = zl
+            z0, z1 = z
+            y0, y1 = y
+            for xc in xl:
+                xn = b0 * xc + z0
+                z0 = b1 * xc - a1 * xn + z1
+                z1 = b2 * xc - a2 * xn
+                yn = c0 * xn + y0
+                y0 = c1 * xn - d1 * yn + y1
+                y1 = c2 * xn - d2 * yn
+                out.append(yn)
+            z[0], z[1], y[0], y[1] = z0, z1, y0, y1
         else:
             sections = list(zip(self._sos_list, zl, strict=True))
             for xc in xl:

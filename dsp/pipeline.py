@@ -476,12 +476,15 @@ class Pipeline:
                 return None
             # Bin K starts at the first sample with t * rate >= K (floor is monotone).
             ks = np.arange(kf + 1, kl + 1, dtype=np.float64)
-            cuts = np.searchsorted(tt * rate, ks).tolist()
-            starts = [0]
+            cuts = (tt * rate).searchsorted(ks).tolist()
+            starts, sizes, prev = [0], [], 0
             for i in cuts:
-                if nt + i <= starts[-1]:
+                i += nt
+                if i <= prev:
                     return None  # an empty bin: the general path fills it
-                starts.append(nt + i)
+                starts.append(i)
+                sizes.append(i - prev)
+                prev = i
         # Committed: every state below changes as the general path would change it.
         self._last_t = t1
         self._samples += n
@@ -500,7 +503,7 @@ class Pipeline:
             assert self._empty is not None
             return self._empty
         last = starts.pop()
-        key = tuple([b - a for a, b in zip(starts, [*starts[1:], last], strict=True)])
+        key = tuple(sizes)
         counts = self._counts.get(key)
         if counts is None:
             if len(self._counts) > 64:
