@@ -59,7 +59,8 @@ COMPLEXITY_PENALTY = 0.05
 DEFAULT_LIMITS: dict[str, dict[str, float]] = {
     # A load cell under a silicone knob. The contact warms the sensor and moves its
     # zero, an error in newtons that does not scale with the load, so the series
-    # figures are limited in % of full scale; the fit itself in % of reading. ISO 376 class 2 (all % of reading:
+    # figures are limited in % of full scale; the fit itself in % of reading.
+    # ISO 376 class 2 (all % of reading:
     # repeatability 0.2, reproducibility 0.4, interpolation 0.2, zero 0.1,
     # reversibility 0.5, creep 0.2) is the "iso376_class2" preset, for a bare cell.
     "load_cell": {

@@ -68,11 +68,7 @@ def test_layer_imports_follow_design(layer: str) -> None:
             if target is None:
                 continue
             where = f"{path.relative_to(ROOT)} imports {module}"
-            if (
-                CLI_COMMANDS in path.parents
-                and target in CLI_LAZY
-                and not top
-            ):
+            if CLI_COMMANDS in path.parents and target in CLI_LAZY and not top:
                 continue  # the CLI is the top of the stack: it may reach calibration lazily
             if target in NEVER[layer]:
                 violations.append(where)
