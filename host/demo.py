@@ -107,6 +107,25 @@ def ideal_bench_calibration(unit: Any, points: int = 41) -> dict[str, Any]:
     return record
 
 
+def truth_on_session_time(truth: dict[str, Any], session: Any) -> dict[str, Any]:
+    """The scenario's ground truth moved onto the session's ``t`` axis.
+
+    The unit boots at scenario time 0 and its clock counts from there, so the
+    first sample's device time says where the session's ``t`` = 0 falls.
+    """
+    offset = float(session.device_time_us[0]) / 1e6 - float(session.t[0])
+    intervals = [
+        {**i, "start": round(i["start"] - offset, 3), "end": round(i["end"] - offset, 3)}
+        for i in truth["intervals"]
+    ]
+    return {
+        **truth,
+        "intervals": intervals,
+        "time_base": "session t (s)",
+        "scenario_time_at_t0_s": round(offset, 3),
+    }
+
+
 async def provision(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the ideal-bench calibration into the simulated unit; returns (record, truth)."""
     device = await AsyncDevice.connect(url, reconnect=None)
@@ -143,7 +162,6 @@ async def run_demo(
     paths["device-nvm.json"].unlink(missing_ok=True)
     url = demo_url(scenario, seed, paths["device-nvm.json"], rate)
     _, truth = await provision(url)
-    paths["truth.json"].write_text(json.dumps(truth, indent=2) + "\n")
 
     config = PipelineConfig(
         release_threshold=truth["release_threshold_n"], max_force=truth["max_force_n"]
@@ -159,6 +177,7 @@ async def run_demo(
     )
 
     session = load_session(paths["session.ksr"])
+    paths["truth.json"].write_text(json.dumps(truth_on_session_time(truth, session), indent=2))
     export_csv(session, paths["session.csv"])
     forces = session.forces if session.forces is not None else session.raw
     analysis = analyze(session.t, forces, config)
