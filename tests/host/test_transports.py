@@ -306,7 +306,9 @@ def test_stream_rate_channels_and_commands(url: str) -> None:
     # Rate by device timestamps: 500 Hz (the device crystal is tens of ppm off).
     rate = (t_us.size - 1) / ((t_us[-1] - t_us[0]) / 1e6)
     assert rate == pytest.approx(500, rel=1e-3)
-    assert np.abs(np.diff(t_us) - 2000).max() <= 10  # sampling jitter of microseconds
+    # Sampling jitter of microseconds: the simulated timer adds |N(0, 1)| x 1-4 us per sample.
+    assert np.std(np.diff(t_us)) < 10
+    assert np.abs(np.diff(t_us) - 2000).max() <= 40
     # Contiguous sample indices, nothing lost on a clean link.
     for a, b in itertools.pairwise(blocks):
         assert b.sample_index == a.sample_index + a.raw.shape[0]
