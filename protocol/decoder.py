@@ -43,6 +43,7 @@ from knotsense.protocol.messages import (
     Message,
     MessageType,
     SampleBlock,
+    decode_samples,
 )
 
 _SAMPLE_HEAD = HEADER_SIZE + SampleBlock.HEAD_SIZE
@@ -609,7 +610,7 @@ class _BlockHeads:
                     fault_mask=head[m, 16],
                     channel_mask=mask,
                     encoding=ENCODINGS[enc],
-                    samples=_decode_sample_matrix(raw, enc, n, c),
+                    samples=decode_samples(raw, enc, n, c),
                 )
             )
         return tuple(out)
@@ -634,15 +635,3 @@ def _gather_rows(dec: np.ndarray, first: np.ndarray, width: int) -> np.ndarray:
 
 
 _POPCOUNT = np.array([bin(v).count("1") for v in range(256)], dtype=np.int64)
-
-
-def _decode_sample_matrix(raw: np.ndarray, enc: int, n: int, c: int) -> np.ndarray:
-    """(frames, n*c*enc) bytes to an int32 array (frames, n, c)."""
-    frames = raw.shape[0]
-    if enc == Encoding.INT24:
-        b = raw.reshape(frames, n * c, 3).astype(np.int32)
-        v = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
-        v = (v ^ 0x800000) - 0x800000
-        return v.reshape(frames, n, c)
-    dtype = "<i2" if enc == Encoding.INT16 else "<i4"
-    return np.ascontiguousarray(raw).view(dtype).reshape(frames, n, c).astype(np.int32)

@@ -323,15 +323,22 @@ _SAMPLE_DTYPES = {Encoding.INT16: np.dtype("<i2"), Encoding.INT32: np.dtype("<i4
 def decode_samples(
     data: bytes | np.ndarray, encoding: int, n_samples: int, n_channels: int
 ) -> np.ndarray:
-    """Sample bytes (sample-major, LE, signed) to an int32 array (n_samples, n_channels)."""
+    """Sample bytes (sample-major, LE, signed) to an int32 array (n_samples, n_channels).
+
+    *data* may also be a uint8 array of shape (blocks, bytes): the result is then
+    (blocks, n_samples, n_channels), which is how the stream decoder converts
+    many blocks of one layout at once.
+    """
     raw = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
+    lead = raw.shape[:-1]
     if encoding == Encoding.INT24:
-        b = raw.reshape(-1, 3).astype(np.int32)
-        values = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        b = raw.reshape(*lead, -1, 3).astype(np.int32)
+        values = b[..., 0] | (b[..., 1] << 8) | (b[..., 2] << 16)
         values = (values ^ 0x800000) - 0x800000
-        return values.reshape(n_samples, n_channels)
+        return values.reshape(*lead, n_samples, n_channels)
     dtype = _SAMPLE_DTYPES[Encoding(encoding)]
-    return raw.view(dtype).reshape(n_samples, n_channels).astype(np.int32)
+    rows = np.ascontiguousarray(raw).view(dtype)
+    return rows.reshape(*lead, n_samples, n_channels).astype(np.int32)
 
 
 def encode_samples(samples: np.ndarray, encoding: int) -> bytes:
