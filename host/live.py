@@ -35,6 +35,7 @@ class LiveState:
     unit: str
     release_threshold: float | None = None
     hold_s: float = 60.0
+    contact_floor: float = 5.0
     session_start: float | None = None
     now_s: float = 0.0
     latest: np.ndarray | None = None
@@ -85,7 +86,7 @@ class LiveState:
         if out.t.size:
             self.total = float(out.total[-1])
             self.level = float(out.level[-1])
-            self.in_contact = bool(self.level > 5.0)
+            self.in_contact = bool(self.level > self.contact_floor)
         if forces is not None and forces.size:
             self.latest = forces[-1]
         for event in out.events:

@@ -117,6 +117,7 @@ async def record_session(
             unit="N" if config.calibration is not None else "counts",
             release_threshold=config.release_threshold,
             hold_s=config.hold,
+            contact_floor=config.contact_floor,
         )
         view = view_factory(state, device) if view_factory else contextlib.nullcontext()
         t0: float | None = None
