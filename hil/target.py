@@ -10,17 +10,13 @@ raw, asynchronous work the tests need (raw frames, the stream).
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from knotsense.errors import DeviceTimeoutError
 from knotsense.host.device import AsyncDevice
-from knotsense.host.sync import Device
+from knotsense.host.sync import Device, LoopThread
 from knotsense.host.transports import scheme_of
 from knotsense.protocol import (
     Command,
@@ -139,31 +135,6 @@ def sim_device(adev: AsyncDevice) -> Any | None:
         return server.device
     peripheral = getattr(transport, "peripheral", None)  # sim+ble://
     return getattr(peripheral, "device", None)
-
-
-class LoopThread:
-    """An asyncio loop on a daemon thread; duck-types the runner of :class:`Device`."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="hil-loop", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result(timeout)
-        except FutureTimeout:
-            future.cancel()
-            raise DeviceTimeoutError(f"no result within {timeout:g} s") from None
-
-    def stop(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5.0)
-        if not self._thread.is_alive():
-            self.loop.close()
 
 
 class RawTap:

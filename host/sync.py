@@ -31,7 +31,7 @@ SLACK_S = 30.0
 """Extra seconds a blocking call waits beyond the device's own timeouts."""
 
 
-class _LoopThread:
+class LoopThread:
     """An asyncio event loop running forever on a daemon thread."""
 
     def __init__(self) -> None:
@@ -50,6 +50,8 @@ class _LoopThread:
             raise DeviceTimeoutError(f"no result within {timeout:g} s") from None
 
     def stop(self) -> None:
+        if self.loop.is_closed():
+            return
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5.0)
         if not self._thread.is_alive():
@@ -59,14 +61,14 @@ class _LoopThread:
 class Device:
     """Blocking device client; see the module docstring."""
 
-    def __init__(self, device: AsyncDevice, runner: _LoopThread) -> None:
+    def __init__(self, device: AsyncDevice, runner: LoopThread) -> None:
         self._device = device
         self._runner = runner
 
     @classmethod
     def connect(cls, url: str, **kwargs: Any) -> Device:
         """Connect to the device at *url* (any device URL); kwargs go to AsyncDevice."""
-        runner = _LoopThread()
+        runner = LoopThread()
         try:
             device = runner.run(AsyncDevice.connect(url, **kwargs))
         except BaseException:
