@@ -198,29 +198,30 @@ class IntervalDetector:
         if tt.size == 0:
             return []
         if tt.size <= _SMALL:
-            return self._feed(tt, vv, tt.tolist(), vv.tolist())
+            vl = vv.tolist()
+            if all(v == v for v in vl):
+                return self._feed(tt, vv, tt.tolist(), vl, min(vl), max(vl))
         return self._vector(tt, vv)
 
-    def _feed(self, tt: FloatArray, vv: FloatArray, tl: list, vl: list) -> list[Event]:
+    def _feed(
+        self, tt: FloatArray, vv: FloatArray, tl: list, vl: list, lo: float, hi: float
+    ) -> list[Event]:
         """A few bins (live chunks): the steady cases in plain Python, else :meth:`_vector`.
 
-        Only the cases whose outcome is obvious take the short way -- closed and
-        everything below the threshold, open and everything above it with no
-        hole, open and a dip that does not yet close -- and they change the
-        state exactly as the vector code would, so results do not depend on it.
+        *lo* and *hi* are ``min(vl)`` and ``max(vl)`` (NaN-free), computed once
+        for every detector. Only the cases whose outcome is obvious take the
+        short way -- closed and everything below the threshold, open and
+        everything above it with no hole, open and a dip that does not yet
+        close -- and they change the state exactly as the vector code would, so
+        results do not depend on it.
         """
         thr = self.threshold
         if not self._open:
-            for v in vl:
-                if v >= thr:
-                    return self._vector(tt, vv)
+            if hi >= thr:
+                return self._vector(tt, vv)
             self._t_end = tl[-1]
             return []
-        above = 0
-        for v in vl:
-            if v >= thr:
-                above += 1
-        if above == len(vl):
+        if lo >= thr:
             prev, limit, dt = self._last, self.gap + _EPS, self.dt
             for x in tl:
                 if x - prev - dt > limit:
@@ -240,7 +241,7 @@ class IntervalDetector:
                         break
             self._t_end = tl[-1]
             return events
-        if above == 0 and tl[-1] <= self._last + self.gap + _EPS:
+        if hi < thr and tl[-1] <= self._last + self.gap + _EPS:
             self._pend.append(vv)
             self._t_end = tl[-1]
             return []
@@ -477,16 +478,18 @@ class RockingDetector:
     ) -> list[Event]:
         """A few bins (live chunks) given also as Python floats.
 
-        When no cycle boundary (a rise of the trigger) falls in them, no hole
-        breaks them and no cycle times out, only the trigger state, the last
-        crossing and the buffer change: that is done here in plain Python with
-        the vector code's arithmetic. Anything else goes to :meth:`process`.
+        Done here in plain Python, with the vector code's arithmetic, when only
+        the trigger state, the last crossing, the buffer and -- while no run is
+        open -- the last boundary change: no hole, no cycle boundary that could
+        count (breathing's long periods cannot), no timeout of a running
+        cycle. Anything else goes to :meth:`process`.
         """
         lim = 1.5 * self.dt
         pt, px = self._prev_t, self._prev_x
         prev = pt if math.isfinite(pt) else tl[0]
         hyst, lo, rel = self.hysteresis, self.min_p2p, self.rel_p2p
-        state, zc = self._state, self._zc
+        state, zc, b_last = self._state, self._zc, self._b_last
+        idle = not self._run
         for t, x, m in zip(tl, xl, ml, strict=True):
             if t - prev > lim or x != x or m != m:
                 return self.process(tt, xx, mm)
@@ -494,20 +497,30 @@ class RockingDetector:
                 zc = pt + (-px) / (x - px) * (t - pt)
             h = hyst * max(lo, rel * m)
             if x > h:
-                if state == -1:
-                    return self.process(tt, xx, mm)  # a cycle boundary
+                if state == -1:  # a cycle boundary at the last upward crossing
+                    if t - b_last > self.max_period + _EPS:  # the cycle ran out first
+                        if not idle:
+                            return self.process(tt, xx, mm)
+                        b_last = math.nan
+                    if not (idle and not self.min_period <= zc - b_last <= self.max_period):
+                        return self.process(tt, xx, mm)  # a cycle that may count
+                    b_last = zc  # no run to extend or close (a NaN period lands here too)
                 state = 1
             elif x < -h:
                 state = -1
             prev = pt = t
             px = x
         t_last = tl[-1]
-        if math.isfinite(self._b_last) and t_last - self._b_last > self.max_period + _EPS:
-            return self.process(tt, xx, mm)  # a cycle times out
-        self._state, self._zc = state, zc
+        if math.isfinite(b_last) and t_last - b_last > self.max_period + _EPS:
+            if not idle:
+                return self.process(tt, xx, mm)  # a running cycle times out
+            b_last = math.nan
+        if b_last is not self._b_last:
+            self._extended = False  # as _close_extended leaves it
+        self._state, self._zc, self._b_last = state, zc, b_last
         self._prev_t, self._prev_x = t_last, xl[-1]
         self._t_end = t_last
-        anchor = self._b_last if math.isfinite(self._b_last) else zc
+        anchor = b_last if math.isfinite(b_last) else zc
         if math.isfinite(anchor):
             self._anchor = max(anchor, t_last - 10 * self.max_period) - self.max_period
             self._parts.append((tt, xx, mm))
@@ -565,6 +578,8 @@ class RockingDetector:
         am = np.concatenate((buf_m, m))
         for r, bt in zip(rises.tolist(), bounds_t.tolist(), strict=True):
             rise_t = float(t[r])
+            if math.isfinite(self._b_last) and rise_t - self._b_last > self.max_period + _EPS:
+                events += self._time_out(at, ax, am)  # it ran out before this rise came
             prev = self._b_last
             self._b_last = bt
             if not math.isfinite(prev):
@@ -604,12 +619,8 @@ class RockingDetector:
         if zt.size:
             self._zc = float(zt[-1])
         self._prev_t, self._prev_x = float(t[-1]), float(x[-1])
-        # Give up on a cycle longer than allowed: the run ends when that is certain.
         if math.isfinite(self._b_last) and at[-1] - self._b_last > self.max_period + _EPS:
-            k = int(np.searchsorted(at, self._b_last + self.max_period + _EPS, "right"))
-            limit = self._b_last + self.max_period
-            events += self._close_extended(at, ax, am, limit, float(at[k]) + half)
-            self._b_last = math.nan
+            events += self._time_out(at, ax, am)
         # Keep the bins the next cycle can need: from its start (the last boundary,
         # or else the last crossing, which no later boundary precedes).
         anchor = self._b_last if math.isfinite(self._b_last) else self._zc
@@ -621,6 +632,15 @@ class RockingDetector:
             self._anchor = anchor
         else:
             self._buf_t = self._buf_x = self._buf_m = np.empty(0)
+        return events
+
+    def _time_out(self, at: FloatArray, ax: FloatArray, am: FloatArray) -> list[Event]:
+        """Give up on a cycle longer than allowed: the run ends at the first bin that
+        makes it certain, whether a chunk ends there or a later rise comes first."""
+        k = int(np.searchsorted(at, self._b_last + self.max_period + _EPS, "right"))
+        limit = self._b_last + self.max_period
+        events = self._close_extended(at, ax, am, limit, float(at[k]) + self.dt / 2)
+        self._b_last = math.nan
         return events
 
     def _swing(

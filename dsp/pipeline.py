@@ -35,10 +35,19 @@ from knotsense.errors import ConfigurationError
 
 FloatArray = NDArray[np.float64]
 
-__all__ = ["Analysis", "Pipeline", "PipelineConfig", "PipelineOutput", "QualityStats", "analyze"]
+__all__ = [
+    "LIVE_BLOCK_S",
+    "Analysis",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineOutput",
+    "QualityStats",
+    "analyze",
+]
 
 _MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 _SMALL_BINS = 32  # up to this many bins per call, filters and detectors run on floats
+LIVE_BLOCK_S = 0.2  # the processing block live tools use (see PipelineConfig.block)
 _KIND_ORDER = {"contact": 0, "release": 1, "overpressure": 2, "rocking": 3}
 
 
@@ -67,6 +76,14 @@ class PipelineConfig:
         saturation: (low, high) input values counted as saturated (counts when
             a calibration is given, N otherwise).
         calibration: raw counts -> N; None when the input is already in N.
+        block: live processing block (s). 0 runs the chain on every ``process``
+            call; a positive value queues input until it spans this long and
+            runs the chain once on all of it, so a stream of small chunks (a
+            sample frame is about 10 ms) pays the per-call cost a few times a
+            second. Events then come up to ``block`` later; the results are
+            the same, since the chain does not depend on chunking. Keep it at
+            most 0.2 s for "release reached" within 0.5 s of the hold. Queued
+            arrays are kept, not copied: do not refill them in place.
     """
 
     release_threshold: float | None = None
@@ -94,6 +111,7 @@ class PipelineConfig:
     positions: tuple[tuple[float, ...], ...] | None = None
     saturation: tuple[float, float] | None = None
     calibration: Calibration | None = None
+    block: float = 0.0
 
     def __post_init__(self) -> None:
         def positive(name: str, value: float | None, allow_none: bool = False) -> None:
@@ -108,6 +126,8 @@ class PipelineConfig:
             positive(name.replace("_", " "), getattr(self, name))
         for name in ("level_cutoff", "max_gap", "quality_gap", "rocking_min_freq"):
             positive(name.replace("_", " "), getattr(self, name))
+        if not (math.isfinite(self.block) and 0 <= self.block <= 1.0):
+            raise ConfigurationError(f"block must be 0..1 s, got {self.block!r}")
         if not (math.isfinite(self.gap) and self.gap >= 0):
             raise ConfigurationError(f"gap must be >= 0 s, got {self.gap!r}")
         if (
@@ -272,6 +292,8 @@ class Pipeline:
         self._weights: FloatArray | None = None
         self._weights_l: list[float] | None = None
         self._last_t = -math.inf
+        self._pending: list[tuple[FloatArray, NDArray]] = []  # queued input (block > 0)
+        self._pending_t0 = self._pending_dmax = 0.0
         self._last_valid_t = math.nan
         self._first_t = math.nan
         self._samples = self._nan = self._saturated = self._filled = 0
@@ -350,6 +372,46 @@ class Pipeline:
             raise ConfigurationError("sample times must be finite and strictly increasing")
         if n > 1 and not dmin > 0:
             raise ConfigurationError("sample times must be finite and strictly increasing")
+        if self.config.block:
+            return self._queue(tt, xx, t0, t1, dmax)
+        return self._process(tt, xx, t0, t1, dmax)
+
+    def _queue(
+        self, tt: FloatArray, xx: NDArray, t0: float, t1: float, dmax: float
+    ) -> PipelineOutput:
+        """Hold valid input until it covers ``block`` seconds, then run it all at once.
+
+        The queue covers its first sample to its last plus one sample period
+        (within half a period, so 100 ms chunks make 0.2 s blocks of two).
+        """
+        n = tt.size
+        step = (t1 - t0) / (n - 1) if n > 1 else t0 - self._last_t
+        if self._pending:
+            dmax = max(dmax, t0 - self._last_t, self._pending_dmax)
+        else:
+            self._pending_t0 = t0
+        self._pending.append((tt, xx))
+        self._pending_dmax = dmax
+        self._last_t = t1
+        if t1 - self._pending_t0 + 1.5 * step < self.config.block:
+            assert self._empty is not None
+            return self._empty
+        return self._flush()
+
+    def _flush(self) -> PipelineOutput:
+        parts, self._pending = self._pending, []
+        if len(parts) == 1:
+            tt, xx = parts[0]
+        else:
+            tt = np.concatenate([p[0] for p in parts])
+            xx = np.concatenate([p[1] for p in parts])
+        return self._process(tt, xx, self._pending_t0, self._last_t, self._pending_dmax)
+
+    def _process(
+        self, tt: FloatArray, xx: NDArray, t0: float, t1: float, dmax: float
+    ) -> PipelineOutput:
+        """The chain on validated input (finite, strictly increasing times)."""
+        n, ch = xx.shape
         if self._fast_ok:
             out = self._fast(tt, xx, t0, t1, dmax)
             if out is not None:
@@ -541,25 +603,37 @@ class Pipeline:
         osc_src = _row_sum(chans, self._weights_l) if self._balance else total
         osc_l = band._run_list(osc_src.tolist(), t_last)
         level, osc = np.array(level_l), np.array(osc_l)
-        events: list[Event] = self.contact._feed(tb, level, tl, level_l)
-        for det in (self.release, self.overpressure):
-            if det is not None:
-                ev = det._feed(tb, level, tl, level_l)
-                if ev:
-                    events += ev
+        events = self._level_events(tb, level, tl, level_l)
         ev = self.rocking._feed(tb, osc, level, tl, osc_l, level_l)
         if ev:
             events += ev
-        lo = self.config.release_threshold
-        if lo is not None:
-            hi = self._band_upper
-            self.band_bins += sum(1 for v in level_l if lo <= v <= hi)
         cop = None
         if self._positions is not None:
             cop = centre_of_pressure(chans, self._positions, self.config.contact_floor)
         return PipelineOutput(
             tb, total, level, osc, chans, cop, self._sorted(events) if events else ()
         )
+
+    def _level_events(
+        self, tb: FloatArray, level: FloatArray, tl: list[float], level_l: list[float]
+    ) -> list[Event]:
+        """Contact, release and overpressure on a few finite bins (also as floats), and
+        the time in the release band."""
+        lo, hi = min(level_l), max(level_l)
+        events: list[Event] = self.contact._feed(tb, level, tl, level_l, lo, hi)
+        for det in (self.release, self.overpressure):
+            if det is not None:
+                ev = det._feed(tb, level, tl, level_l, lo, hi)
+                if ev:
+                    events += ev
+        low = self.config.release_threshold
+        if low is not None and hi >= low:
+            high = self._band_upper
+            if lo >= low and hi <= high:
+                self.band_bins += len(level_l)
+            else:
+                self.band_bins += sum(1 for v in level_l if low <= v <= high)
+        return events
 
     def _quality_steps(self, tv: FloatArray) -> None:
         """Count the holes longer than ``quality_gap`` among valid sample times *tv*."""
@@ -586,8 +660,10 @@ class Pipeline:
         return PipelineOutput(e, e, e, e, np.empty((0, ch)), cop, ())
 
     def finish(self) -> PipelineOutput:
-        """End of data: flush the last bin and close every open episode."""
-        out = self._run(self._bins.finish())
+        """End of data: run queued input, flush the last bin and close every open episode."""
+        parts = [self._flush()] if self._pending else []
+        parts.append(self._run(self._bins.finish()))
+        out = parts[0] if len(parts) == 1 else PipelineOutput.concat(parts)
         closing: list[Event] = []
         for det in self.detectors:
             closing += det.finish()
@@ -629,13 +705,8 @@ class Pipeline:
         osc = np.array(osc_l) if osc_l is not None else self._band.process(tb, osc_in)
         events: list[Event] = []
         if level_l is not None and osc_l is not None:
-            for det in (self.contact, self.release, self.overpressure):
-                if det is not None:
-                    events += det._feed(tb, level, tl, level_l)
+            events = self._level_events(tb, level, tl, level_l)
             events += self.rocking._feed(tb, osc, level, tl, osc_l, level_l)
-            if c.release_threshold is not None:
-                lo, hi = c.release_threshold, self._band_upper
-                self.band_bins += sum(1 for v in level_l if lo <= v <= hi)
         else:
             for det in (self.contact, self.release, self.overpressure):
                 if det is not None:

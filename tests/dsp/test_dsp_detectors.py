@@ -153,3 +153,24 @@ def test_contacts_split_a_session() -> None:
     contacts = _kinds(a, ContactEpisode)
     assert len(contacts) == 2
     assert contacts[1].mean_force == pytest.approx(118, rel=0.05)
+
+
+def test_breathing_boundaries_stay_on_the_live_short_path() -> None:
+    """Breathing cuts a cycle every 3-6 s, too long to count: live chunks handle those
+    boundaries in plain Python (no vector call) and still match the one-piece run."""
+    from knotsense.dsp.pipeline import Pipeline, PipelineOutput
+
+    t, f, _ = _rocking_trace(1.0, 6)
+    cfg = PipelineConfig(release_threshold=100.0)
+    whole = analyze(t, f, cfg).signals
+    pipe = Pipeline(cfg)
+    vector_calls: list[float] = []
+    vector = pipe.rocking.process
+    pipe.rocking.process = lambda tt, *a: vector_calls.append(tt[0]) or vector(tt, *a)  # type: ignore[method-assign]
+    parts = [pipe.process(t[a : a + 10], f[a : a + 10]) for a in range(0, t.size, 10)]
+    live = PipelineOutput.concat([*parts, pipe.finish()])
+    assert live.events == whole.events
+    assert np.array_equal(live.osc, whole.osc)
+    breathing_only = [x for x in vector_calls if 30 < x < 58]  # after the rocking bout
+    assert breathing_only == []
+    assert any(e.kind == "rocking" for e in live.events)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -95,6 +96,8 @@ def test_nan_rows_and_saturation_are_counted() -> None:
         {"rocking_min_freq": 3.0, "rocking_max_freq": 1.0},
         {"detector_rate": 5.0},
         {"rocking_source": "balance"},
+        {"block": -0.1},
+        {"block": 5.0},
     ],
 )
 def test_impossible_configs_raise(kwargs: dict) -> None:
@@ -136,18 +139,25 @@ def test_accuracy_over_many_seeds() -> None:
     assert np.median(freq_err) < 0.03
 
 
-@pytest.mark.parametrize(("seed", "max_chunk"), [(21, 8), (22, 60), (23, 400), (24, 3000)])
-def test_live_chunks_give_bit_identical_signals_and_events(seed: int, max_chunk: int) -> None:
-    """Small chunks take the per-call short cuts (Python floats, queued rocking bins);
-    every output array and every event must still equal the one-piece run bit for bit."""
+@pytest.mark.parametrize(
+    ("seed", "max_chunk", "block"),
+    [(21, 8, 0.0), (22, 60, 0.0), (23, 400, 0.0), (24, 3000, 0.0), (25, 8, 0.2), (26, 90, 0.15)],
+)
+def test_live_chunks_give_bit_identical_signals_and_events(
+    seed: int, max_chunk: int, block: float
+) -> None:
+    """Small chunks take the per-call short cuts (Python floats, queued rocking bins),
+    or are queued into blocks; every output array and every event must still equal
+    the one-piece run bit for bit."""
     s = make_session(seed, rate=250.0, channels=3, lies=3)
     cfg = PipelineConfig(
         release_threshold=s.threshold,
         max_force=s.threshold * 1.45,
         positions=s.positions,
         saturation=(-1e9, s.threshold * 1.8),
+        block=block,
     )
-    whole = analyze(s.t, s.forces, cfg).signals
+    whole = analyze(s.t, s.forces, replace(cfg, block=0.0)).signals
     rng = np.random.default_rng(seed)
     pipe, parts, a = Pipeline(cfg), [], 0
     while a < s.t.size:
@@ -196,3 +206,50 @@ def test_integer_counts_through_linear_calibration_are_chunking_invariant(
     assert live.events == whole.events
     assert pipe.quality == ref.quality and pipe.quality.spikes > 0
     assert any(o is not None for o in taken)  # the fast path did run
+
+
+def test_block_queues_input_and_delays_events_by_at_most_the_block() -> None:
+    s = make_session(7, rate=1000.0, channels=2, lies=3)
+    cfg = PipelineConfig(release_threshold=s.threshold, max_force=s.threshold * 1.45, hold=30)
+    whole = analyze(s.t, s.forces, cfg).signals.events
+    pipe = Pipeline(replace(cfg, block=0.2))
+    late, bins, events = [], 0, []
+    for a in range(0, s.t.size, 100):  # 100 ms chunks: a block runs every other call
+        out = pipe.process(s.t[a : a + 100], s.forces[a : a + 100])
+        bins += out.t.size > 0
+        late += [float(s.t[min(a + 99, s.t.size - 1)]) - e.detected_at for e in out.events]
+        events += out.events
+    events += pipe.finish().events
+    assert tuple(events) == whole
+    assert bins == pytest.approx(s.t.size / 200, abs=1)
+    assert late and max(late) <= 0.2 + 1e-9
+
+
+def test_block_release_reached_within_half_a_second_of_the_hold() -> None:
+    """What a live user sees: the chunk that brings "release reached" arrives at most
+    0.5 s (data time) after the force has been held for ``hold``."""
+    rate, hold, start, level, threshold = 1000.0, 20.0, 3.0, 150.0, 100.0
+    t = np.arange(0.0, 40.0, 1 / rate)
+    f = np.interp(t, [0, start, start + 2, 35, 36], [0, 0, level, level, 0])
+    f += np.random.default_rng(3).normal(0, 0.3, t.size)
+    true_start = start + 2 * threshold / level
+    for offset in range(0, 200, 37):  # where the block edges fall
+        pipe = Pipeline(PipelineConfig(release_threshold=threshold, hold=hold, block=0.2))
+        seen = None
+        for a in [0, *range(offset or 100, t.size, 100)]:
+            b = min(a + 100, t.size) if a else offset or 100
+            out = pipe.process(t[a:b], f[a:b])
+            if seen is None and any(e.kind == "release" for e in out.events):
+                seen = float(t[b - 1])
+        assert seen is not None
+        assert 0.0 <= seen - (true_start + hold) <= 0.5
+
+
+def test_block_finish_runs_what_is_queued() -> None:
+    s = make_session(8, rate=200.0, channels=1, lies=1)
+    cfg = PipelineConfig(release_threshold=s.threshold, block=1.0)
+    pipe = Pipeline(cfg)
+    assert pipe.process(s.t[:50], s.forces[:50]).t.size == 0  # 0.25 s queued
+    tail = pipe.finish()
+    assert tail.t.size == 7  # the 25 Hz bins of 0.25 s, the last one flushed by finish
+    assert pipe.quality.samples == 50
