@@ -420,6 +420,7 @@ class RockingDetector:
 
     def reset(self) -> None:
         self._extended = False
+        self._filled: list[float] = []  # centres of bins interpolated over short holes
         self._run: list[_Cycle] = []
         self._run_floor = -math.inf  # a look-back never reaches into the previous episode
         self._t_end = math.nan
@@ -600,6 +601,8 @@ class RockingDetector:
                 # (typically a breath merged with the first or last rocking cycle).
                 ratio = period / (self._run[-1].end - self._run[-1].start)
                 if not 1 / self.max_ratio <= ratio <= self.max_ratio:
+                    if self._spoilt(prev, bt):
+                        continue
                     events += self._close_extended(at, ax, am, bt, rise_t + half)
                     ok = not self._extended  # a cycle the extension took is not a new start
             if ok:
@@ -608,6 +611,8 @@ class RockingDetector:
                 self._run.append(_Cycle(prev, bt, p2p, mean))
                 if len(self._run) == self.min_cycles:
                     events.append(Onset(self.kind, self._run[0].start, rise_t + half))
+            elif self._run and self._spoilt(prev, bt):
+                continue  # a short data hole spoilt this cycle: the run goes on uncounted
             else:
                 detected = rise_t
                 if period > self.max_period:
@@ -630,9 +635,23 @@ class RockingDetector:
             keep = int(np.searchsorted(at, anchor, "left"))
             self._buf_t, self._buf_x, self._buf_m = at[keep:], ax[keep:], am[keep:]
             self._anchor = anchor
+            if self._filled:
+                self._filled = [f for f in self._filled if f >= anchor]
         else:
             self._buf_t = self._buf_x = self._buf_m = np.empty(0)
         return events
+
+    def mark_filled(self, centres: list[float]) -> None:
+        """Bins about to be fed were interpolated over a short hole (``BinAverager``).
+
+        A cycle that contains one and fails is not evidence that rocking
+        stopped -- the hole flattened it -- so a running episode is bridged
+        over it (the cycle is not counted) instead of being split in two.
+        """
+        self._filled += centres
+
+    def _spoilt(self, start: float, end: float) -> bool:
+        return any(start <= f < end for f in self._filled)
 
     def _time_out(self, at: FloatArray, ax: FloatArray, am: FloatArray) -> list[Event]:
         """Give up on a cycle longer than allowed: the run ends at the first bin that

@@ -689,6 +689,7 @@ class Pipeline:
             chans = chans * self._gains + self._offsets
         if b.filled.any():
             self._filled += int(b.filled.sum())
+            self.rocking.mark_filled(tb[b.filled].tolist())
         c = self.config
         balance = c.rocking_source == "balance" and self._weights is not None
         osc_in = _row_sum(chans, self._weights_l) if balance else total

@@ -174,3 +174,30 @@ def test_breathing_boundaries_stay_on_the_live_short_path() -> None:
     breathing_only = [x for x in vector_calls if 30 < x < 58]  # after the rocking bout
     assert breathing_only == []
     assert any(e.kind == "rocking" for e in live.events)
+
+
+@pytest.mark.parametrize("hole_s", [0.12, 0.3, 0.45])
+def test_short_data_hole_inside_rocking_does_not_split_it(hole_s: float) -> None:
+    """A hole up to ``max_gap`` is interpolated; the cycle it flattens is bridged (not
+    counted), so one rocking episode stays one. A longer hole breaks the run."""
+    global RATE
+    old, RATE = RATE, 500.0
+    try:
+        t, f, r0 = _rocking_trace(2.5, 25)
+    finally:
+        RATE = old
+    cut = (t > 25.0) & (t < 25.0 + hole_s)
+    a = analyze(t[~cut], f[~cut], PipelineConfig(release_threshold=100.0))
+    (rock,) = _kinds(a, RockingEpisode)
+    assert rock.start == pytest.approx(r0, abs=0.5)  # within a cycle (0.4 s)
+    assert rock.end == pytest.approx(r0 + 10, abs=0.5)
+    assert rock.cycles >= 25 - 3
+    long = (t > 25.0) & (t < 25.8)
+    assert (
+        len(
+            _kinds(
+                analyze(t[~long], f[~long], PipelineConfig(release_threshold=100.0)), RockingEpisode
+            )
+        )
+        == 2
+    )
