@@ -375,7 +375,9 @@ class RockingDetector:
     ``tolerance`` widens the band by 10 % for jitter in the
     period estimate. The onset fires when the ``min_cycles``-th cycle completes;
     the episode closes at the first cycle that fails (or when no cycle completes
-    within the longest allowed period).
+    within the longest allowed period). A failing cycle that holds bins
+    interpolated over a short data hole is unknown, not failed: the run goes
+    on without counting it; a hole longer than ``max_gap`` breaks the run.
 
     Live latency (the issue asks for "about two cycles"; the definition's three
     consecutive cycles win): the :class:`Onset` is announced when the third
