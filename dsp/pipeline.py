@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ __all__ = [
 
 _MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 _SMALL_BINS = 32  # up to this many bins per call, filters and detectors run on floats
+_SMALL_CHUNK = 16  # up to this many samples per call, times are checked on floats
 LIVE_BLOCK_S = 0.2  # the processing block live tools use (see PipelineConfig.block)
 _KIND_ORDER = {"contact": 0, "release": 1, "overpressure": 2, "rocking": 3}
 
@@ -359,7 +361,13 @@ class Pipeline:
         # Finite and strictly increasing: the ends are finite and every step is > 0
         # (a NaN step fails the test too), with one reduction per direction.
         t0, t1 = tt.item(0), tt.item(-1)
-        if n > 1:
+        if 1 < n <= _SMALL_CHUNK:  # a sample frame: plain floats beat two array calls
+            tl = tt.tolist()
+            steps = [b - a for a, b in pairwise(tl)]
+            dmin = min(steps) if all(d > 0 for d in steps) else -1.0  # (NaN fails too)
+            span = t1 - t0
+            dmax = span if 0 <= span <= self._span_ok else max(steps)
+        elif n > 1:
             d = tt[1:] - tt[:-1]
             dmin = float(_MIN(d))
             span = t1 - t0

@@ -112,6 +112,18 @@ def test_non_increasing_time_is_refused() -> None:
         pipe.process([0.1, 0.2], [[1.0], [2.0]])
 
 
+@pytest.mark.parametrize("n", [4, 40])  # a frame checked on floats, a chunk on arrays
+@pytest.mark.parametrize("bad", ["nan", "inf", "repeat", "back"])
+def test_bad_times_inside_a_chunk_are_refused(n: int, bad: str) -> None:
+    t = np.arange(n) * 0.01
+    i = n // 2
+    t[i] = {"nan": np.nan, "inf": np.inf, "repeat": t[i - 1], "back": t[i - 1] - 0.001}[bad]
+    for block in (0.0, 0.2):
+        pipe = Pipeline(PipelineConfig(release_threshold=100.0, block=block))
+        with pytest.raises(ConfigurationError, match="strictly increasing"):
+            pipe.process(t, np.ones((n, 2)))
+
+
 def test_balance_rocking_source_uses_positions() -> None:
     s = make_session(8, rate=100.0, channels=4, lies=3)
     cfg = PipelineConfig(
