@@ -344,7 +344,11 @@ class Pipeline:
         self._empty = self._empty_output()
 
     def process(self, t: ArrayLike, x: ArrayLike) -> PipelineOutput:
-        """Feed samples: times *t* (s, increasing) and *x* ``(n, channels)`` (counts or N)."""
+        """Feed samples: times *t* (s, increasing) and *x* ``(n, channels)`` (counts or N).
+
+        Returns the bins and events this call completed; with ``block`` set, a
+        call that only queues its input returns none.
+        """
         tt = t if type(t) is np.ndarray and t.dtype == np.float64 else np.asarray(t, np.float64)
         xx = x if type(x) is np.ndarray else np.asarray(x)
         if xx.ndim == 1:
