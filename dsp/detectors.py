@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from knotsense.dsp.filters import _steps
 from knotsense.errors import ConfigurationError
 
 FloatArray = NDArray[np.float64]
@@ -37,14 +38,6 @@ __all__ = [
     "RockingDetector",
     "RockingEpisode",
 ]
-
-
-def _steps(t: FloatArray, before: float) -> FloatArray:
-    """``np.diff(t, prepend=before)`` without its per-call overhead (live chunks are tiny)."""
-    out = np.empty_like(t)
-    out[0] = t[0] - before
-    np.subtract(t[1:], t[:-1], out=out[1:])
-    return out
 
 
 def _r(value: float, nd: int = 4) -> float:
