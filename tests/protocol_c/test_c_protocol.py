@@ -124,19 +124,70 @@ def _build(cc: str, out: Path, sources: list[Path], flags: list[str]) -> Path:
     return out
 
 
+# What the library itself includes: a toolchain variant is only usable when it
+# compiles these, not merely `int x;` (gcc -m32 does that without 32-bit headers).
+PROBE_SOURCE = """#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+int main(void) {
+    uint8_t a[4] = {1, 2, 3, 4};
+    uint8_t b[4];
+    size_t n = sizeof a;
+    memcpy(b, a, n);
+    return memcmp(a, b, n);
+}
+"""
+
+
+def _last_line(text: str) -> str:
+    """The compiler's first error line (else its last line), for a skip reason."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line]
+    return (errors or lines or ["(no output)"])[0 if errors else -1][:300]
+
+
 @cache
+def toolchain_problem(
+    compiler: str, flags: tuple[str, ...], workdir: str, link: bool
+) -> str | None:
+    """Why `compiler flags` cannot build (and, if `link`, run) a program using
+    the library's headers, or None when it can.
+
+    Every optional variant (32-bit, sanitizers, cross compilers, libFuzzer)
+    is probed this way and skipped with the returned reason.
+    """
+    tag = str(abs(hash((compiler, flags, link))))
+    src = Path(workdir) / f"probe_{tag}.c"
+    src.write_text(PROBE_SOURCE)
+    out = Path(workdir) / f"probe_{tag}{'' if link else '.o'}"
+    cmd = [compiler, *flags, *([] if link else ["-c"]), str(src), "-o", str(out)]
+    try:
+        built = _run(cmd)
+    except OSError as exc:
+        return f"{compiler} {' '.join(flags)} cannot start: {exc}"
+    if built.returncode != 0:
+        return (
+            f"{compiler} {' '.join(flags)} cannot build a program with"
+            f" <stdint.h>, <stddef.h>, <string.h>: {_last_line(built.stderr)}"
+        )
+    if link:
+        ran = _run([str(out)])
+        if ran.returncode != 0:
+            why = _last_line(ran.stderr)
+            return f"programs built with {compiler} {' '.join(flags)} do not run here: {why}"
+    return None
+
+
 def _sanitizer_problem(cc: str, workdir: str) -> str | None:
     """Why sanitized programs cannot run here, or None when they can."""
-    src = Path(workdir) / "probe.c"
-    src.write_text("int main(void) { return 0; }\n")
-    exe = Path(workdir) / "probe"
-    built = _run([cc, *SANITIZE, str(src), "-o", str(exe)])
-    if built.returncode != 0:
-        return f"{cc} cannot link -fsanitize=address,undefined: {built.stderr.strip()[-300:]}"
-    ran = _run([str(exe)])
-    if ran.returncode != 0:
-        return f"sanitized programs do not run here: {ran.stderr.strip()[-300:]}"
-    return None
+    return toolchain_problem(cc, tuple(SANITIZE), workdir, True)
+
+
+def _skip_variant(problem: str | None) -> None:
+    """Skip an optional toolchain variant, printing why (shown by `pytest -ra`)."""
+    if problem:
+        print(f"skipped variant: {problem}")
+        pytest.skip(problem)
 
 
 @pytest.fixture(scope="module")
@@ -153,9 +204,7 @@ def ks_test(workdir: Path) -> Path:
 @pytest.fixture(scope="module")
 def ks_test_sanitized(workdir: Path) -> Path:
     cc = _cc()
-    problem = _sanitizer_problem(cc, str(workdir))
-    if problem:
-        pytest.skip(problem)
+    _skip_variant(_sanitizer_problem(cc, str(workdir)))
     return _build(
         cc, workdir / "ks_test_asan", [TEST_PROGRAM, LIBRARY], [*STRICT[:5], "-O1", "-g", *SANITIZE]
     )
@@ -467,18 +516,25 @@ def _expected_tokens(m: Any) -> dict[str, str]:
 # --- tests ------------------------------------------------------------------------------------
 
 
-def test_library_compiles_warning_free(workdir: Path) -> None:
-    """-Wall -Wextra -Werror -pedantic -std=c99 plus conversion warnings; 32-bit too if possible."""
+@pytest.mark.parametrize("extra", [["-O2"], ["-Os"]], ids=["O2", "Os"])
+def test_library_compiles_warning_free(workdir: Path, extra: list[str]) -> None:
+    """-Wall -Wextra -Werror -pedantic -std=c99 plus conversion warnings."""
     cc = _cc()
-    variants = [["-O2"], ["-Os"]]
-    probe = _run([cc, "-m32", "-x", "c", "-c", "-", "-o", str(workdir / "m32.o")], input="int x;\n")
-    if probe.returncode == 0:
-        variants.append(["-m32", "-O2"])
-    for extra in variants:
-        obj = workdir / "lib.o"
-        result = _run([cc, *STRICT, *extra, "-c", str(LIBRARY), "-o", str(obj)])
-        assert result.returncode == 0, f"{extra}: {result.stderr[-3000:]}"
-    # The header alone compiles as C99, and as C++ when a C++ compiler is there.
+    result = _run([cc, *STRICT, *extra, "-c", str(LIBRARY), "-o", str(workdir / "lib.o")])
+    assert result.returncode == 0, f"{extra}: {result.stderr[-3000:]}"
+
+
+def test_library_compiles_warning_free_32_bit(workdir: Path) -> None:
+    """The same strict build for a 32-bit target, where the toolchain has 32-bit headers."""
+    cc = _cc()
+    _skip_variant(toolchain_problem(cc, ("-m32",), str(workdir), False))
+    result = _run([cc, *STRICT, "-m32", "-O2", "-c", str(LIBRARY), "-o", str(workdir / "lib32.o")])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_header_compiles_alone(workdir: Path) -> None:
+    """The header alone compiles as C99, and as C++ when a C++ compiler is there."""
+    cc = _cc()
     checks = [[cc, "-std=c99", "-x", "c"]]
     if shutil.which("c++"):
         checks.append(["c++", "-std=c++11", "-x", "c++"])
@@ -500,6 +556,27 @@ def test_library_compiles_warning_free(workdir: Path) -> None:
             input='#include "knotsense_protocol.h"\nint ks_dummy;\n',
         )
         assert result.returncode == 0, result.stderr
+
+
+def test_probe_rejects_a_compiler_without_headers(tmp_path: Path) -> None:
+    """A compiler that builds `int x;` but has no C headers (gcc -m32 without
+    gcc-multilib) is reported as a problem, so its variant is skipped."""
+    fake = tmp_path / "fake-cc"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case "$a" in *.c) src=$a;; esac; done\n'
+        'if [ -n "$src" ] && grep -q "#include" "$src"; then\n'
+        '  echo "stdint.h:26:10: fatal error: bits/libc-header-start.h: No such file" >&2; exit 1\n'
+        "fi\n"
+        "exit 0\n"
+    )
+    fake.chmod(0o755)
+    problem = toolchain_problem(str(fake), ("-m32",), str(tmp_path), False)
+    assert problem is not None
+    assert "bits/libc-header-start.h" in problem
+    assert toolchain_problem(str(fake), ("-m32",), str(tmp_path), False) == problem
+    ok = toolchain_problem(_cc(), (), str(tmp_path), True)
+    assert ok is None, ok
 
 
 def test_firmware_example_compiles(workdir: Path) -> None:
@@ -537,7 +614,9 @@ def test_library_needs_only_string_h(workdir: Path) -> None:
 def test_cortex_m_build_when_a_cross_compiler_exists(workdir: Path) -> None:
     cross = shutil.which("arm-none-eabi-gcc")
     if cross is None:
-        pytest.skip("arm-none-eabi-gcc not installed (optional; see docs/protocol-c.md)")
+        _skip_variant("arm-none-eabi-gcc not installed (optional; see docs/protocol-c.md)")
+    assert cross is not None
+    _skip_variant(toolchain_problem(cross, ("-mthumb", "-mcpu=cortex-m4"), str(workdir), False))
     obj = workdir / "cm4.o"
     result = _run(
         [cross, *STRICT, "-Os", "-mthumb", "-mcpu=cortex-m4", "-c", str(LIBRARY), "-o", str(obj)]
@@ -735,7 +814,9 @@ def test_libfuzzer(workdir: Path) -> None:
     """libFuzzer over the decoders, seeded with the spec vectors (needs clang)."""
     clang = shutil.which("clang")
     if clang is None:
-        pytest.skip("clang not installed: libFuzzer run skipped (the random-input run covers it)")
+        _skip_variant("clang not installed: libFuzzer run skipped (the random-input run covers it)")
+    assert clang is not None
+    _skip_variant(toolchain_problem(clang, ("-std=c99",), str(workdir), True))
     exe = workdir / "fuzz_decoder"
     built = _run(
         [
@@ -754,7 +835,7 @@ def test_libfuzzer(workdir: Path) -> None:
         ]
     )
     if built.returncode != 0 and "fuzzer" in built.stderr:
-        pytest.skip(f"clang has no libFuzzer runtime: {built.stderr.strip()[-300:]}")
+        _skip_variant(f"clang has no libFuzzer runtime: {_last_line(built.stderr)}")
     assert built.returncode == 0, built.stderr[-3000:]
     corpus = workdir / "corpus"
     corpus.mkdir(exist_ok=True)
