@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CHECKED = ("protocol", "dsp", "firmware_sim", "host", "calibration", "hil")
+CHECKED = ("protocol", "dsp", "firmware_sim", "host", "calibration", "cli", "hil")
 
 
 def _module_name(path: Path) -> str:
