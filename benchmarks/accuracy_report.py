@@ -24,9 +24,15 @@ import os
 import sys
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# Episode scoring is test/tool code (tests/support/), not part of the package.
+_TESTS = str(Path(__file__).resolve().parents[1] / "tests")
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
 
 SENSORS = ("load_cell", "fsr")
 RATES = (50, 80, 100, 250, 500, 1000)
@@ -59,7 +65,7 @@ class Case:
 @dataclass
 class CaseResult:
     case: Case
-    scores: dict[str, Any]  # kind -> knotsense.dsp.evaluation.Score
+    scores: dict[str, Any]  # kind -> support.evaluation.Score
     onsets: list[tuple[str, float, Any, float]] = field(default_factory=list)
     """(kind, true start, detected episode, its live onset's detected_at) per match."""
 
@@ -132,7 +138,8 @@ def perturb(
 
 def run_case(case: Case, scenario: Any = None) -> CaseResult:
     """Render, perturb, calibrate, analyse and score one case."""
-    from knotsense.dsp.evaluation import score
+    from support.evaluation import score
+
     from knotsense.dsp.pipeline import PipelineConfig, analyze
     from knotsense.firmware_sim.scenario import load_scenario, render
 
@@ -162,7 +169,7 @@ def run_case(case: Case, scenario: Any = None) -> CaseResult:
 
 def summarise(results: list[CaseResult]) -> dict[str, Any]:
     """Figures per scenario and sensor kind, per sensor kind, overall, and the failures."""
-    from knotsense.dsp.evaluation import Score
+    from support.evaluation import Score
 
     groups: dict[str, dict[str, Any]] = {}
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.synthetic import make_session
 
-from knotsense.dsp.synthetic import make_session
 from knotsense.host.cli.main import main
 
 
