@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from support.synthetic import make_session
 
+from knotsense.cli.main import main
 from knotsense.dsp.calibration_models import Calibration, LinearModel
-from knotsense.host.cli.main import main
 from knotsense.host.tables import load_force_table
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from support.synthetic import make_session
 
-from knotsense.host.cli.main import main
+from knotsense.cli.main import main
 
 
 @pytest.fixture(scope="module")
