@@ -70,9 +70,9 @@ class Fragmenter:
         self.counter = 0
 
     def split(self, frame: bytes) -> list[bytes]:
-        """The fragments of one frame, in order (at least one, even for an empty frame)."""
+        """The fragments of one frame, in order (none for an empty input: frames are never empty)."""
         size = fragment_payload_size(self.att_mtu)
-        pieces = [frame[i : i + size] for i in range(0, len(frame), size)] or [b""]
+        pieces = [frame[i : i + size] for i in range(0, len(frame), size)]
         out: list[bytes] = []
         last = len(pieces) - 1
         for i, piece in enumerate(pieces):
