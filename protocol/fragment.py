@@ -70,7 +70,7 @@ class Fragmenter:
         self.counter = 0
 
     def split(self, frame: bytes) -> list[bytes]:
-        """The fragments of one frame, in order (none for an empty input: frames are never empty)."""
+        """The fragments of one frame, in order (none for empty input: frames never are)."""
         size = fragment_payload_size(self.att_mtu)
         pieces = [frame[i : i + size] for i in range(0, len(frame), size)]
         out: list[bytes] = []
