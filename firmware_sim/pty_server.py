@@ -20,6 +20,12 @@ Pacing (``config.speed``):
   :attr:`PtyServer.max_pending`) and the device then falls behind the wall
   clock. Losing bytes to a slow reader is the device's ``slow_reader`` fault.
 
+Timing: the server logs, per chunk it will write, the device's host time
+when the chunk was produced; :meth:`PtyServer.sent_at` answers "when did the
+device send byte N of this pty", so an in-process reader can stamp what it
+reads on the device's virtual clock however many bytes wait in the pty
+(see ``SimPtySerial.sim_sent_at``).
+
 Link drops (the device's ``link_up`` goes False during a ``link_drop`` fault)
 behave like a USB CDC device that drops off the bus (``drop="hangup"``, the
 default): the port is hung up (the master is closed, so the reader sees a
@@ -34,6 +40,7 @@ link drops): no bytes out, host writes discarded.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import os
@@ -134,6 +141,10 @@ class PtyServer:
         """Bytes the host wrote that reached the device."""
         self.bytes_lost = 0
         """Bytes the device produced while its link was down (never sent)."""
+        self._queued = 0  # stream offset after the last byte queued: bytes_out + len(pending)
+        self._log_end: list[int] = []  # per queued chunk: stream offset after its last byte
+        self._log_time: list[float] = []  # ... and the device host time it was produced at
+        self._enum_base = 0  # stream offset of the first byte written to the current pty
         if not hold:
             self._released.set()
 
@@ -162,6 +173,26 @@ class PtyServer:
     def enumerations(self) -> int:
         """How many times a pty has been opened (1 + reconnects after hangups)."""
         return self._enumerations
+
+    def sent_at(self, enumeration: int, count: int) -> float | None:
+        """Device host time at which byte *count* (1-based) of pty *enumeration* was sent.
+
+        A reader that has read *count* bytes from the pty of that enumeration
+        gets the virtual time its last byte left the device. None when the
+        answer is unknown (another pty by now, or nothing read yet); bytes of
+        earlier chunks are forgotten as readers move past them.
+        """
+        with self._lock:
+            if enumeration != self._enumerations or count <= 0:
+                return None
+            offset = self._enum_base + count
+            k = bisect.bisect_left(self._log_end, offset)
+            if k >= len(self._log_end):
+                return None
+            if k > 64:  # forget what every reader is past
+                del self._log_end[:k], self._log_time[:k]
+                k = 0
+            return self._log_time[k]
 
     @property
     def error(self) -> BaseException | None:
@@ -252,6 +283,7 @@ class PtyServer:
         with self._enumerated:
             self._master, self._keeper, self._slave_path = master, keeper, path
             self._enumerations += 1
+            self._enum_base = self.bytes_out
             self._enumerated.notify_all()
         if self._on_enumerate is not None:
             self._on_enumerate(path)
@@ -305,6 +337,8 @@ class PtyServer:
                     chunk = b"".join(out)
                     if dev.link_up and self._master is not None:
                         pending += chunk
+                        if chunk:
+                            self._log_chunk(len(chunk), dev.now)
                     else:
                         self.bytes_lost += len(chunk)
             # 2. follow the link state
@@ -312,6 +346,7 @@ class PtyServer:
             if not up and pending:
                 self.bytes_lost += len(pending)
                 pending.clear()
+                self._unlog_unsent()
             if self.drop == "hangup":
                 if not up and self._master is not None:
                     self._close_pty()
@@ -330,12 +365,32 @@ class PtyServer:
             if readable:
                 self._read_host(master, up)
             if writable and pending:
-                try:
-                    n = os.write(master, pending)
-                except BlockingIOError:
-                    n = 0
-                self.bytes_out += n
+                with self._lock:  # bytes_out moves with the write, for sent_at()
+                    try:
+                        n = os.write(master, pending)
+                    except BlockingIOError:
+                        n = 0
+                    self.bytes_out += n
                 del pending[:n]
+
+    def _log_chunk(self, size: int, produced_at: float) -> None:
+        with self._lock:
+            self._queued += size
+            self._log_end.append(self._queued)
+            self._log_time.append(produced_at)
+
+    def _unlog_unsent(self) -> None:
+        """Pending bytes were dropped (link down): their offsets go to the next bytes."""
+        with self._lock:
+            self._queued = self.bytes_out
+            k = bisect.bisect_left(self._log_end, self._queued)
+            if k < len(self._log_end):
+                # A chunk partly written keeps its written part.
+                keep_time = self._log_time[k]
+                del self._log_end[k:], self._log_time[k:]
+                if not self._log_end or self._log_end[-1] < self._queued:
+                    self._log_end.append(self._queued)
+                    self._log_time.append(keep_time)
 
     def _read_host(self, master: int, up: bool) -> None:
         try:

@@ -102,6 +102,7 @@ class SimPtySerial(serial.Serial):  # type: ignore[misc, valid-type]
         self._sim_server: PtyServer | None = None
         self._sim_finalizer: weakref.finalize | None = None
         self._sim_enumeration = 0
+        self._sim_read = 0
         super().__init__(*args, **kwargs)
 
     @property
@@ -133,6 +134,7 @@ class SimPtySerial(serial.Serial):  # type: ignore[misc, valid-type]
             raise SerialException(f"could not open port {self._port}: {exc}") from None
         self.portstr = path  # PosixSerial.open opens portstr; port stays the URL
         self._sim_enumeration = server.enumerations
+        self._sim_read = 0
         try:
             super().open()
         except BaseException:
@@ -140,6 +142,22 @@ class SimPtySerial(serial.Serial):  # type: ignore[misc, valid-type]
                 self._stop_server()
             raise
         server.release()
+
+    def read(self, size: int = 1) -> bytes:
+        data = super().read(size)
+        self._sim_read += len(data)
+        return data
+
+    def sim_sent_at(self) -> float | None:
+        """Device host time at which the last byte read from this port left the device.
+
+        What an in-process reader stamps its chunks with, on the simulator's
+        virtual clock (None: unknown, e.g. nothing read yet).
+        """
+        server = self._sim_server
+        if server is None:
+            return None
+        return server.sent_at(self._sim_enumeration, self._sim_read)
 
     def close(self) -> None:
         """Close the port; the device is stopped too unless it is off the bus.

@@ -125,16 +125,7 @@ class Target:
 
 def sim_device(adev: AsyncDevice) -> Any | None:
     """The in-process :class:`SimulatedDevice` behind a connected client, if there is one."""
-    transport: Any = adev.transport
-    device = getattr(transport, "device", None)  # sim://
-    if device is not None:
-        return device
-    port = getattr(transport, "port", None)  # sim+pty://
-    server = getattr(port, "sim_server", None)
-    if server is not None:
-        return server.device
-    peripheral = getattr(transport, "peripheral", None)  # sim+ble://
-    return getattr(peripheral, "device", None)
+    return adev.transport.simulated_device
 
 
 class RawTap:

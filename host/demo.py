@@ -130,7 +130,7 @@ async def provision(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the ideal-bench calibration into the simulated unit; returns (record, truth)."""
     device = await AsyncDevice.connect(url, reconnect=None)
     async with device:
-        sim = device.transport.device  # type: ignore[attr-defined]
+        sim = device.transport.simulated_device
         record = ideal_bench_calibration(sim.unit)
         await device.get_info()
         await device.write_calibration(json.dumps(record).encode(), DEMO_CALIBRATION_ID)

@@ -547,7 +547,7 @@ class AsyncDevice:
                     self._wanted.clear()
                     await self._wanted.wait()
             try:
-                chunks = await transport.receive(0.1)
+                chunks = await transport.receive_stamped(0.1)
             except EndOfData:
                 self._end_stream()
                 return
@@ -557,8 +557,7 @@ class AsyncDevice:
                 continue
             if not chunks:
                 continue
-            now = transport.clock()
-            for chunk in chunks:
+            for now, chunk in chunks:
                 if self.on_raw is not None:
                     self.on_raw("rx", chunk, now)
                 for frame in self.decoder.feed(chunk):

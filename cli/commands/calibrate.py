@@ -153,12 +153,7 @@ def _paced(url: str) -> str:
 
 
 def _sim_device(device: Any) -> Any:
-    transport = device.transport
-    sim = getattr(transport, "device", None)
-    if sim is None:
-        port = getattr(transport, "_port", None)
-        server = getattr(port, "sim_server", None)
-        sim = getattr(server, "device", None)
+    sim = device.transport.simulated_device
     if sim is None:
         raise ConfigurationError("--reference sim needs a sim:// or sim+pty:// device URL")
     return sim

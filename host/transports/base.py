@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from knotsense.protocol import MAX_FRAME_SIZE, Command, Framing, Response
 
@@ -37,6 +37,8 @@ class Transport(ABC):
     def __init__(self, url: str) -> None:
         self.url = url
         self.max_frame_size = MAX_FRAME_SIZE
+        self._sim_epoch = time.time()
+        """Unix time of a simulated device's power-on (see :meth:`clock`)."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -82,13 +84,42 @@ class Transport(ABC):
         """
         return None
 
-    def clock(self) -> float:
-        """Host time (unix seconds) to stamp received data with.
+    @property
+    def simulated_device(self) -> Any | None:
+        """The in-process simulated device behind this link; None for real hardware.
 
-        Real links use the wall clock; a simulator running faster than real
-        time uses its virtual clock so that timing stays meaningful.
+        The simulator links (``sim://``, ``sim+pty://``, ``sim+ble://``) return
+        their :class:`knotsense.firmware_sim.device.SimulatedDevice` once open,
+        for tests, the demo's ground truth and the virtual clock. Typed ``Any``:
+        host never imports the simulator but lazily, through the registry.
         """
-        return time.time()
+        return None
+
+    def clock(self) -> float:
+        """Host time (unix seconds) now, on the clock that stamps this link's data.
+
+        Real links use the wall clock. A simulated device, paced (``speed=X``)
+        or not, is on its own virtual clock: the session's timeline is the
+        simulated device's time, so a 60 s session lasts 60 s at the device's
+        rate whether it took 60 s, 3 s (``speed=20``) or less of wall time.
+        """
+        device = self.simulated_device
+        if device is None:
+            return time.time()
+        return self._sim_epoch + float(device.now)
+
+    async def receive_stamped(self, timeout: float) -> list[tuple[float, bytes]]:
+        """Like :meth:`receive`, each chunk with the host time it arrived at.
+
+        The default stamps a whole batch with :meth:`clock`; a transport that
+        knows better (the serial reader thread stamps each chunk as it comes
+        off the port) overrides it.
+        """
+        chunks = await self.receive(timeout)
+        if not chunks:
+            return []
+        now = self.clock()
+        return [(now, chunk) for chunk in chunks]
 
     async def __aenter__(self) -> Self:
         await self.open()

@@ -197,17 +197,10 @@ class SimBleTransport(BleTransport):
         options = {k: v for k, v in query if k == "timeout"}
         device_query = urlencode([(k, v) for k, v in query if k != "timeout"])
         self.peripheral = ble_backend.register_url(f"{parts.scheme}://?{device_query}")
-        self._epoch = time.time()
+        self._sim_epoch = time.time()
         return self.peripheral.address, None, options
 
-    def clock(self) -> float:
-        """The simulator's virtual clock when it runs as fast as possible (``speed`` unset).
-
-        Unpaced, the simulated device runs hundreds of times faster than the wall
-        clock; stamping its data with wall time would squeeze the session's
-        timeline (and ``record --duration`` would run for hours of device time).
-        """
-        device = self.peripheral.device
-        if self.peripheral.config.speed is None and device is not None:
-            return self._epoch + float(device.now)
-        return time.time()
+    @property
+    def simulated_device(self) -> Any | None:
+        """The simulated device on the virtual radio (None until it is built)."""
+        return self.peripheral.device

@@ -1,7 +1,11 @@
 """Serial transport: a USB CDC port, any pyserial URL, or the simulator behind a pty.
 
 Reads run on a small thread that blocks in pyserial and hands chunks to the
-event loop, so the loop never blocks and a chunk is stamped when it arrives.
+event loop, so the loop never blocks and a chunk is stamped when it arrives
+(:meth:`SerialTransport.receive_stamped`): by the wall clock on a real port;
+for ``sim+pty://`` by the simulated device's virtual clock at the moment it
+sent the last byte read, so bytes waiting in the pty or the queue do not make
+the session's timeline run ahead of the device.
 A read error (an unplugged device, a closed pty) ends the thread and surfaces
 as :class:`LinkLostError` once the data before it has been delivered.
 """
@@ -13,7 +17,7 @@ import concurrent.futures
 import contextlib
 import errno
 import threading
-import time
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import serial
@@ -63,27 +67,29 @@ class SerialTransport(Transport):
         super().__init__(url)
         self._target, self._options = port_and_options(url)
         self._port: serial.Serial | None = None
-        self._queue: asyncio.Queue[bytes | object] | None = None
+        self._queue: asyncio.Queue[tuple[float, bytes] | object] | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._epoch = time.time()
 
     @property
     def port(self) -> serial.Serial | None:
         """The pyserial port while open."""
         return self._port
 
-    def clock(self) -> float:
-        """Wall time; for ``sim+pty://`` without ``speed``, the simulator's virtual clock.
-
-        Unpaced, the simulated device behind the pty runs far faster than the
-        wall clock; its data is stamped with its own clock (as ``sim://`` does)
-        so that the session's timeline and ``record --duration`` stay meaningful.
-        """
+    @property
+    def simulated_device(self) -> Any | None:
+        """For ``sim+pty://``, the simulated device serving the pty; else None."""
         server = getattr(self._port, "sim_server", None)
-        if server is not None and server.speed is None:
-            return self._epoch + float(server.device.now)
-        return time.time()
+        return None if server is None else server.device
+
+    def _arrival_time(self, port: serial.Serial) -> float:
+        """Host time of a chunk just read from *port* (called on the reader thread)."""
+        sent_at = getattr(port, "sim_sent_at", None)  # sim+pty: when its last byte left
+        if sent_at is not None:
+            device_s = sent_at()
+            if device_s is not None:
+                return self._sim_epoch + device_s
+        return self.clock()
 
     async def open(self) -> None:
         if self._port is None:
@@ -144,19 +150,20 @@ class SerialTransport(Transport):
                 return
             if not data:
                 continue
+            item = (self._arrival_time(port), data)
             try:
                 if self.paced_by_reader:
-                    self._put_waiting(queue, data, loop)
+                    self._put_waiting(queue, item, loop)
                 else:
-                    loop.call_soon_threadsafe(put, data)
+                    loop.call_soon_threadsafe(put, item)
             except RuntimeError:  # the loop is closed
                 return
 
     def _put_waiting(
-        self, queue: asyncio.Queue, data: bytes, loop: asyncio.AbstractEventLoop
+        self, queue: asyncio.Queue, item: tuple[float, bytes], loop: asyncio.AbstractEventLoop
     ) -> None:
-        """Hand *data* to the loop, waiting while the queue is full (until stopped)."""
-        future = asyncio.run_coroutine_threadsafe(queue.put(data), loop)
+        """Hand *item* to the loop, waiting while the queue is full (until stopped)."""
+        future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
         while not self._stop.is_set():
             try:
                 future.result(READ_TIMEOUT_S)
@@ -185,6 +192,10 @@ class SerialTransport(Transport):
             raise LinkLostError(f"{self._target}: write failed: {exc}") from None
 
     async def receive(self, timeout: float) -> list[bytes]:
+        return [chunk for _, chunk in await self.receive_stamped(timeout)]
+
+    async def receive_stamped(self, timeout: float) -> list[tuple[float, bytes]]:
+        """What arrived within *timeout*, each chunk with the host time the reader got it."""
         queue = self._queue
         if queue is None:
             raise LinkLostError(f"{self._target}: not open")

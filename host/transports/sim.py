@@ -1,8 +1,9 @@
 """``sim://``: the simulated device in-process, over a byte pipe (no threads, no pty).
 
-With ``speed`` unset the simulator runs as fast as the host reads, on its own
-virtual clock, and received data is stamped with that clock so timing stays
-meaningful; with ``speed=X`` it is paced against the wall clock.
+With ``speed`` unset the simulator runs as fast as the host reads; with
+``speed=X`` it is paced at X times the wall clock. Either way received data is
+stamped with the simulator's virtual clock (:meth:`Transport.clock`), so the
+session's timeline is the simulated device's time.
 """
 
 from __future__ import annotations
@@ -34,11 +35,10 @@ class SimTransport(Transport):
         self.max_frame_size = self.config.max_frame_size
         self._pipe = None
         self._held: list[bytes] = []
-        self._epoch = time.time()
 
     @property
-    def device(self):
-        """The simulated device (for tests and the demo's ground truth)."""
+    def simulated_device(self):
+        """The simulated device behind the pipe, once open."""
         return None if self._pipe is None else self._pipe.device
 
     async def open(self) -> None:
@@ -46,7 +46,7 @@ class SimTransport(Transport):
             from knotsense.firmware_sim.pipe import SimPipe
 
             self._pipe = SimPipe(self.config, step_s=VIRTUAL_STEP_S)
-            self._epoch = time.time()
+            self._sim_epoch = time.time()
 
     async def close(self) -> None:
         if self._pipe is not None:
@@ -94,8 +94,3 @@ class SimTransport(Transport):
                 return []
             # As fast as possible: yield to other tasks; paced: wait for data to be due.
             await asyncio.sleep(0 if self.config.speed is None else POLL_S)
-
-    def clock(self) -> float:
-        if self.config.speed is None and self._pipe is not None:
-            return self._epoch + float(self._pipe.device.now)
-        return time.time()

@@ -59,12 +59,7 @@ def run(coro: Any, timeout: float = 45.0) -> Any:
 
 def sim_device(dev: AsyncDevice) -> Any:
     """The simulated device behind any of the three simulator links."""
-    t = dev.transport
-    if getattr(t, "device", None) is not None:
-        return t.device
-    if getattr(t, "peripheral", None) is not None:
-        return t.peripheral.device
-    return t.port.sim_server.device
+    return dev.transport.simulated_device
 
 
 async def collect(

@@ -114,7 +114,7 @@ def test_a_missing_dependency_fails_only_for_its_scheme(monkeypatch: pytest.Monk
 
 def test_transports_are_not_opened_by_make_transport() -> None:
     t = make_transport("sim://?seed=1")
-    assert t.device is None and t.framing is Framing.STREAM
+    assert t.simulated_device is None and t.framing is Framing.STREAM
     assert "SimTransport" in repr(t)
     assert make_transport("sim+ble://?seed=1&mtu=247").framing is Framing.PACKET
 
