@@ -53,7 +53,9 @@ def require(condition: bool, message: str) -> None:
 
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     """Detector options with the DESIGN.md defaults, for commands that analyse a file."""
-    parser.add_argument("file", type=existing_file, metavar="FILE", help="CSV (t, forces in N)")
+    parser.add_argument(
+        "file", metavar="FILE", help="a recording (.ksr) or a CSV table (t, forces in N)"
+    )
     group = parser.add_argument_group("detection (DESIGN.md defaults)")
     group.add_argument(
         "--release-threshold",
@@ -138,18 +140,20 @@ def analysis_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     Returns ``(table, x, config)``: *x* is what the pipeline gets (the forces,
     or the raw counts when ``--calibration`` puts a calibration in *config*).
     """
+    from knotsense.cli.targets import input_file
     from knotsense.dsp.calibration_models import Calibration
     from knotsense.dsp.pipeline import PipelineConfig
     from knotsense.errors import CalibrationError, SessionFileError
     from knotsense.host.tables import load_force_table
 
+    args.file = input_file(args.file, "a recording (.ksr) or a CSV table", session=True)
     table = load_force_table(args.file)
     threshold = args.release_threshold
     if threshold is None:
         threshold = table.meta.get("release_threshold")
     require(
         threshold is not None,
-        f"--release-threshold is required for {args.file} (the file has no session metadata)",
+        f"--release-threshold is required for {args.file} (the file does not name one)",
     )
     calibration = None
     x = table.forces
