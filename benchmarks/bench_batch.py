@@ -30,7 +30,7 @@ NAME = "batch"
 _WORKER = """
 import resource, sys
 from knotsense.study.batch import analyse_into
-from knotsense.study.options import AnalysisOptions
+from knotsense.host.analysis_options import AnalysisOptions
 if sys.argv[1] != "-":
     status = analyse_into(sys.argv[1], sys.argv[2], AnalysisOptions())
     assert "error" not in status, status

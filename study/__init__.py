@@ -16,7 +16,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "AnalysisOptions": "knotsense.study.options",
+    "AnalysisOptions": "knotsense.host.analysis_options",
     "analyse_source": "knotsense.study.session_result",
     "SessionResult": "knotsense.study.session_result",
     "expand_sources": "knotsense.study.sources",

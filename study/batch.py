@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from knotsense.errors import ConfigurationError, KnotsenseError
+from knotsense.host.analysis_options import AnalysisOptions
 from knotsense.study.dataset import existing_sessions, write_session
-from knotsense.study.options import AnalysisOptions
 from knotsense.study.sources import expand_sources, session_id
 
 __all__ = ["BatchResult", "Failure", "analyse_into", "run_batch"]
@@ -65,7 +65,7 @@ def analyse_into(source: str, out: str, options: AnalysisOptions) -> dict[str, A
     Never raises for a bad session: the failure comes back as ``{"error": ...}``
     so one broken file does not stop the study.
     """
-    from knotsense import __version__
+    from knotsense._version import __version__
     from knotsense.study.session_result import analyse_source
 
     try:
@@ -90,7 +90,8 @@ def _cluster(scheduler: str | None, workers: int | None) -> tuple[Any, Any]:
         try:
             return Client(scheduler, timeout="10s"), None
         except (OSError, TimeoutError) as exc:
-            raise ConfigurationError(f"cannot reach the Dask scheduler {scheduler}: {exc}") from None
+            why = f"cannot reach the Dask scheduler {scheduler}: {exc}"
+            raise ConfigurationError(why) from None
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(
         n_workers=n,

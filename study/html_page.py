@@ -56,7 +56,7 @@ def page(title: str, sections: Sequence[tuple[str, str]], plots: Any = None) -> 
         if i == 0 and div:
             parts.append(f'<div id="plots">{div}</div>')
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{STYLE}</style>"
         f"{inline.render() if plots is not None else ''}{script}</head>"
         f"<body>{''.join(parts)}</body></html>\n"

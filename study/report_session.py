@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from knotsense.host.analysis_options import AnalysisOptions
 from knotsense.study.html_page import page, table
-from knotsense.study.options import AnalysisOptions
 
 __all__ = ["MAX_POINTS", "session_page", "write_session_report"]
 
@@ -72,15 +72,23 @@ def force_plot(signals: Any, events: list[dict[str, Any]], config: Any) -> Any:
         fig.line("t", "f", source=source, color=colour, line_width=width, legend_label=name)
     if config.release_threshold is not None:
         fig.add_layout(
-            Span(location=config.release_threshold, dimension="width", line_dash="dashed",
-                 line_color=KIND_COLOURS["release"])
+            Span(
+                location=config.release_threshold,
+                dimension="width",
+                line_dash="dashed",
+                line_color=KIND_COLOURS["release"],
+            )
         )
     for e in events:
         if e["kind"] == "contact":
             continue
         fig.add_layout(
-            BoxAnnotation(left=e["start"], right=e["end"], fill_alpha=0.15,
-                          fill_color=KIND_COLOURS.get(e["kind"], "#ff7f0e"))
+            BoxAnnotation(
+                left=e["start"],
+                right=e["end"],
+                fill_alpha=0.15,
+                fill_color=KIND_COLOURS.get(e["kind"], "#ff7f0e"),
+            )
         )
     fig.add_tools(HoverTool(tooltips=[("t", "@t{0.00} s"), ("force", "@f{0.0} N")]))
     fig.legend.location = "top_left"
@@ -132,15 +140,38 @@ def session_page(path: str | os.PathLike[str], options: AnalysisOptions | None =
     ]
     events = result["events"]
     event_rows = [
-        (e["kind"], e["start"], e["end"], e["duration"], e.get("mean_force"),
-         e.get("frequency"), e.get("cycles"), e.get("peak_force"))
+        (
+            e["kind"],
+            e["start"],
+            e["end"],
+            e["duration"],
+            e.get("mean_force"),
+            e.get("frequency"),
+            e.get("cycles"),
+            e.get("peak_force"),
+        )
         for e in events
     ]
     quality_rows = [(k, v) for k, v in q.items()]
     sections = [
         ("Summary", table(("", "value"), summary_rows, "summary")),
-        ("Events", table(("kind", "start (s)", "end (s)", "duration (s)", "mean force (N)",
-                          "frequency (Hz)", "cycles", "peak (N)"), event_rows, "events")),
+        (
+            "Events",
+            table(
+                (
+                    "kind",
+                    "start (s)",
+                    "end (s)",
+                    "duration (s)",
+                    "mean force (N)",
+                    "frequency (Hz)",
+                    "cycles",
+                    "peak (N)",
+                ),
+                event_rows,
+                "events",
+            ),
+        ),
         ("Calibration", table(("", "value"), _calibration_rows(meta), "calibration")),
         ("Signal quality", table(("", "value"), quality_rows, "quality")),
     ]

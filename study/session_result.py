@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from knotsense.errors import SessionFileError
-from knotsense.study.options import AnalysisOptions
+from knotsense.host.analysis_options import AnalysisOptions
 from knotsense.study.sources import session_id
 
 __all__ = ["SessionResult", "analyse_source", "load_and_analyse"]

@@ -39,9 +39,7 @@ def expand_sources(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
         else:
             path = Path(text)
             if path.is_dir():
-                files = [
-                    p for p in path.rglob("*") if p.is_file() and p.suffix in SESSION_SUFFIXES
-                ]
+                files = [p for p in path.rglob("*") if p.is_file() and p.suffix in SESSION_SUFFIXES]
             elif path.is_file():
                 files = [path]
             else:

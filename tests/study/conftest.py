@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("distributed", reason="the study extra is not installed")
 pytest.importorskip("pyarrow", reason="the study extra is not installed")
 
-from study_sessions import make_sessions  # noqa: E402
+from study_sessions import make_sessions
 
 SESSIONS = 24
 

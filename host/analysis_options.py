@@ -1,6 +1,6 @@
 """Detector parameters for one session: given by the caller, else from the recording.
 
-``knotsense analyze`` and ``knotsense batch`` build their
+``knotsense analyze``, ``plot``, ``report`` and ``batch`` build their
 :class:`~knotsense.dsp.pipeline.PipelineConfig` here, so one session gives
 the same events whichever command analysed it.
 """
