@@ -891,6 +891,75 @@ def _link_vectors() -> list[dict[str, Any]]:
     return out
 
 
+def _fragment_vectors() -> list[dict[str, Any]]:
+    """Frames cut into v1.1 BLE fragments (spec 6.2) at several MTUs and counters."""
+    from knotsense.protocol.fragment import Fragmenter
+
+    small = build_frame(LogText.TYPE, 7, LogText(20, "ok").encode())
+    full = build_frame(0x7E, 0x1234, bytes((i * 7 + 1) & 0xFF for i in range(MAX_PAYLOAD_SIZE)))
+    cases = [
+        ("one_fragment_mtu23", 23, 0, small),
+        ("full_frame_mtu23", 23, 0, full),
+        ("full_frame_mtu185", 185, 5, full),
+        ("full_frame_mtu247", 247, 15, full),
+        ("full_frame_mtu517", 517, 9, full),
+        ("counter_wraps_mtu23", 23, 14, full[:60]),
+    ]
+    out = []
+    for name, mtu, counter, frame in cases:
+        tx = Fragmenter(mtu)
+        tx.counter = counter
+        out.append(
+            {
+                "name": name,
+                "att_mtu": mtu,
+                "counter": counter,
+                "frame": _hex(frame),
+                "fragments": [_hex(p) for p in tx.split(frame)],
+            }
+        )
+    return out
+
+
+def _fragment_reject_vectors() -> list[dict[str, Any]]:
+    """Fragment sequences with losses, reordering and junk, fed to one fresh reassembler."""
+    from knotsense.protocol.fragment import Fragmenter, Reassembler
+
+    frames = [
+        build_frame(0x7E, seq, bytes((seq + i) & 0xFF for i in range(n)))
+        for seq, n in enumerate((50, 30, 5, 90))
+    ]
+    tx = Fragmenter(23)
+    a, b, c, d = (tx.split(f) for f in frames)
+    cases = [
+        ("lost_middle_fragment", [*a[:1], *a[2:], *b], "a fragment lost: frame dropped, next kept"),
+        ("reordered_fragments", [a[0], a[2], a[1], *a[3:], *b], "a swap costs the frame"),
+        ("lost_start_orphans", [*a[1:], *b], "continues with no start are orphans"),
+        ("lost_end_new_start", [*a[:-1], *b], "a start while rebuilding drops the partial"),
+        ("malformed_packets", [b"", a[0][:1], *c], "packets under 2 bytes are counted"),
+        ("lost_whole_frame", [*a, *c, *d], "a frame lost whole costs nothing else"),
+        (
+            "oversize",
+            [bytes([0x80]) + bytes(19), *[bytes([i]) + bytes(19) for i in range(1, 14)]],
+            "a frame growing past 244 bytes is dropped",
+        ),
+    ]
+    out = []
+    for name, inputs, description in cases:
+        rx = Reassembler()
+        delivered = [f for p in inputs if (f := rx.feed(p)) is not None]
+        out.append(
+            {
+                "name": name,
+                "description": description,
+                "inputs": [_hex(p) for p in inputs],
+                "delivered": [_hex(f) for f in delivered],
+                "stats": {k: v for k, v in rx.stats.as_dict().items() if v},
+            }
+        )
+    return out
+
+
 def build_vectors() -> dict[str, Any]:
     """The whole vectors document."""
     return {
@@ -938,6 +1007,8 @@ def build_vectors() -> dict[str, Any]:
         "rejects": _reject_vectors(),
         "load_index": _load_index_vectors(),
         "link": _link_vectors(),
+        "fragments": _fragment_vectors(),
+        "fragment_rejects": _fragment_reject_vectors(),
     }
 
 
