@@ -234,7 +234,8 @@ def corpus_config(trace: Any) -> Any:
 
 def run_corpus_case(split: str, seed: int) -> CaseResult:
     """Generate, analyse and score one corpus trace."""
-    from knotsense.dsp.evaluation import score
+    from support.evaluation import score
+
     from knotsense.dsp.pipeline import analyze
 
     trace = corpus_module().make_trace(seed)

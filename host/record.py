@@ -260,13 +260,21 @@ async def _until(items: Any, stop: asyncio.Event) -> Any:
 
 
 def load_calibration_record(path: str | Path) -> dict[str, Any]:
-    """Read a calibration record file (JSON object)."""
+    """Read a calibration record file; a ``knotsense-calibration`` record is checked in full.
+
+    Other JSON objects (``Calibration.to_dict()`` output) pass through to
+    :func:`~knotsense.host.session.calibration_from_metadata`, which reads them too.
+    """
+    from knotsense.dsp.calibration_record import is_record, parse_record
+
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise CalibrationError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    try:
+        record = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise CalibrationError(f"{path}: not JSON: {exc}") from None
     if not isinstance(record, dict):
         raise CalibrationError(f"{path}: a calibration record is a JSON object")
-    return record
+    return parse_record(record, where=str(path)) if is_record(record) else record
