@@ -111,6 +111,8 @@ async def record_session(
         recorder.meta({"stream_config": stream_config}, transport.clock())
 
         config = await _complete_config(device, config, stream_config, calibration_record)
+        # What the session was analysed with, so analyze and batch use the same later.
+        recorder.meta({"analysis": analysis_parameters(config)}, transport.clock())
         # Frames bring about 10 ms each: run the chain on 0.2 s blocks (the results
         # are the same; events come at most 0.2 s later, within the 0.5 s bound).
         pipeline = Pipeline(config if config.block else replace(config, block=LIVE_BLOCK_S))
@@ -217,6 +219,16 @@ async def _complete_config(
     if config.positions is None and positions is not None:
         changes["positions"] = tuple(positions[i] for i in streamed)
     return replace(config, **changes) if changes else config
+
+
+def analysis_parameters(config: PipelineConfig) -> dict[str, Any]:
+    """The per-session detector parameters a recording carries (metadata ``analysis``)."""
+    return {
+        "release_threshold": config.release_threshold,
+        "hold": config.hold,
+        "gap": config.gap,
+        "max_force": config.max_force,
+    }
 
 
 def _raw_hook(recorder: Recorder) -> Callable[[str, bytes, float], None]:
