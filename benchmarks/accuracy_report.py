@@ -43,6 +43,11 @@ from typing import Any
 
 import numpy as np
 
+# Episode scoring is test/tool code (tests/support/), not part of the package.
+_TESTS = str(Path(__file__).resolve().parents[1] / "tests")
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+
 SENSORS = ("load_cell", "fsr")
 RATES = (50, 80, 100, 250, 500, 1000)
 MAX_VALUES = 3_000_000  # samples x channels per case: keeps the default run near a minute
@@ -77,7 +82,7 @@ class Case:
 @dataclass
 class CaseResult:
     case: Case
-    scores: dict[str, Any]  # kind -> knotsense.dsp.evaluation.Score
+    scores: dict[str, Any]  # kind -> support.evaluation.Score
     onsets: list[tuple[str, float, Any, float]] = field(default_factory=list)
     """(kind, true start, detected episode, its live onset's detected_at) per match."""
     context: tuple[Any, ...] = ()
@@ -152,7 +157,8 @@ def perturb(
 
 def run_case(case: Case, scenario: Any = None) -> CaseResult:
     """Render, perturb, calibrate, analyse and score one case."""
-    from knotsense.dsp.evaluation import score
+    from support.evaluation import score
+
     from knotsense.dsp.pipeline import PipelineConfig, analyze
     from knotsense.firmware_sim.render import render
     from knotsense.firmware_sim.scenario import load_scenario
@@ -228,7 +234,8 @@ def corpus_config(trace: Any) -> Any:
 
 def run_corpus_case(split: str, seed: int) -> CaseResult:
     """Generate, analyse and score one corpus trace."""
-    from knotsense.dsp.evaluation import score
+    from support.evaluation import score
+
     from knotsense.dsp.pipeline import analyze
 
     trace = corpus_module().make_trace(seed)
@@ -293,7 +300,7 @@ def _breakdown(results: list[CaseResult]) -> dict[str, dict[str, Any]]:
 
 def summarise(results: list[CaseResult]) -> dict[str, Any]:
     """Figures per scenario and sensor kind, per sensor kind, overall, and the failures."""
-    from knotsense.dsp.evaluation import Score
+    from support.evaluation import Score
 
     groups: dict[str, dict[str, Any]] = {}
 

@@ -35,6 +35,7 @@ from knotsense.errors import (
     EndOfData,
     KnotsenseError,
     LinkLostError,
+    LinkTooSmallError,
     TransportError,
 )
 from knotsense.host.clock import ClockMapper, DeviceClock
@@ -710,6 +711,10 @@ class AsyncDevice:
             try:
                 await self.transport.reopen()
                 break
+            except LinkTooSmallError as exc:
+                self._failure = exc
+                self._end_stream()
+                return False
             except TransportError as exc:
                 if loop.time() + delay > deadline:
                     self._failure = LinkLostError(

@@ -1,6 +1,6 @@
 """An independent validation corpus: seeded traces with ground truth, not from our simulator.
 
-Nothing here imports ``knotsense.firmware_sim`` or ``dsp/synthetic.py``: the
+Nothing here imports ``knotsense.firmware_sim`` or ``tests/support/synthetic.py``: the
 body, the sensors and the truth are written from DESIGN.md's definitions
 (corpus_waves.py: stroke shapes; corpus_plan.py: what the body does). A trace
 is what a perfectly calibrated unit would report in newtons, with the
