@@ -20,13 +20,13 @@ pipeline makes (mm, NaN where nobody is on the knob):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from knotsense.dsp.detectors import Episode, Event, Onset
+from knotsense.dsp.detectors import DetectorInput, Episode, Event, Onset, RockingEpisode
 from knotsense.dsp.filters import BandPass
 from knotsense.errors import ConfigurationError
 
@@ -34,7 +34,15 @@ FloatArray = NDArray[np.float64]
 _TWO_PI = 2.0 * math.pi
 _QUARTER = math.pi / 2
 
-__all__ = ["Axis", "CirclingDetector", "CirclingEpisode", "CopHistory", "axis_error", "path_axis"]
+__all__ = [
+    "Axis",
+    "CirclingDetector",
+    "CirclingEpisode",
+    "CopHistory",
+    "MotionTracker",
+    "axis_error",
+    "path_axis",
+]
 
 
 @dataclass(frozen=True)
@@ -351,3 +359,51 @@ class CirclingDetector:
     def finish(self) -> list[Event]:
         """End of data: close an open circling."""
         return self._close(self._last_t)
+
+
+class MotionTracker:
+    """The pipeline's motion stage: circling events and the axis of each rocking episode.
+
+    A :class:`~knotsense.dsp.detectors.BinDetector` (kind "circling") fed the
+    CoP bins; :meth:`annotate` then fills ``axis``/``extent`` of the rocking
+    episodes a step closed, from the last ``axis_window`` seconds of each.
+    """
+
+    kind = "circling"
+
+    def __init__(
+        self, rate: float, axis_window: float = 240.0, keep: float = 300.0, **circling: float
+    ) -> None:
+        if not 0 < axis_window < keep:
+            raise ConfigurationError("the axis window must be shorter than the CoP history")
+        self.axis_window = float(axis_window)
+        self.history = CopHistory(keep)
+        self.circling = CirclingDetector(rate, **circling)
+
+    def reset(self) -> None:
+        self.history.reset()
+        self.circling.reset()
+
+    def process_bins(self, bins: DetectorInput) -> list[Event]:
+        if bins.cop is None or bins.t.size == 0:
+            return []
+        cop = bins.cop[:, :2] if bins.cop.shape[1] >= 2 else None
+        if cop is None:
+            return []
+        self.history.trim()
+        self.history.process(bins.t, cop)
+        return self.circling.process(bins.t, cop)
+
+    def finish(self) -> list[Event]:
+        return self.circling.finish()
+
+    def annotate(self, events: list[Event]) -> list[Event]:
+        """*events* with each rocking episode's axis and extent filled in."""
+        out: list[Event] = []
+        for e in events:
+            if isinstance(e, RockingEpisode) and e.axis is None:
+                ax = self.history.axis(max(e.start, e.end - self.axis_window), e.end)
+                if ax is not None:
+                    e = replace(e, axis=round(ax.angle, 2), extent=round(ax.extent, 3))
+            out.append(e)
+        return out
