@@ -25,6 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy import signal
 
 from knotsense.dsp.detectors import DetectorInput, Episode, Event, Onset, RockingEpisode
 from knotsense.dsp.filters import BandPass
@@ -147,7 +148,7 @@ class CirclingEpisode(Episode):
     Attributes:
         turns: turns completed (a partial last turn counts as its fraction).
         direction: "ccw" (counter-clockwise in the device frame, +x to +y) or "cw".
-        radius: mean distance of the CoP from the circle's centre (mm).
+        radius: median distance of the CoP from the fitted circle's centre (mm).
         rate: turns per second.
     """
 
@@ -156,6 +157,19 @@ class CirclingEpisode(Episode):
     direction: str
     radius: float
     rate: float
+
+
+def _radius(pts: FloatArray) -> float:
+    """Median distance (mm) of *pts* from the least-squares circle's centre (Kasa fit).
+
+    A fitted centre, unlike the mean, is not pulled aside by a partial last
+    turn; the median ignores the points where the radius grows and shrinks.
+    """
+    if pts.shape[0] < 3:
+        return 0.0
+    a = np.column_stack((2 * pts, np.ones(pts.shape[0])))
+    sol = np.linalg.lstsq(a, (pts**2).sum(axis=1), rcond=None)[0]
+    return float(np.median(np.hypot(pts[:, 0] - sol[0], pts[:, 1] - sol[1])))
 
 
 class CirclingDetector:
@@ -203,6 +217,7 @@ class CirclingDetector:
         self.max_gap = float(max_gap)
         high = min(max_rate * 2.5, rate / 2.5)
         self._band = BandPass(min_rate / 2.5, high, rate, 2, max_gap)
+        self._tf = signal.sos2tf(self._band.sos)
         self.reset()
 
     def reset(self) -> None:
@@ -224,6 +239,7 @@ class CirclingDetector:
         self._partial = 0.0  # winding of the quarter in progress while it looks good (turns)
         self._partial_t = math.nan
         self._onset = False
+        self._lag = 0.0  # band-pass delay taken off the reported times (s)
         self._path: list[tuple[float, float, float]] = []  # raw CoP of the good quarters
 
     @property
@@ -298,13 +314,15 @@ class CirclingDetector:
             events: list[Event] = []
             q = self._quarters
             q.append(self._q_t0)
-            if len(q) >= 4 and tv - q[-4] < self.min_turn_s:  # too fast to be circling
-                return self._rerun(tv, av)
+            if len(q) >= 4 and not self.min_turn_s <= tv - q[-4] <= self.max_turn_s:
+                return self._rerun(tv, av)  # the last turn was too fast or too slow
             self._last_good_t = tv
             self._path += self._q_path
             if not self._onset and len(q) >= 4 * self.min_turns:
                 self._onset = True
-                events.append(Onset("circling", q[0], tv))
+                # The band-pass shows the circle this much later (at the rate so far).
+                self._lag = self._delay(len(q) / 4 / (tv - q[0]))
+                events.append(Onset("circling", q[0] - self._lag, tv))
             self._wind = self._best = wind - _QUARTER
             self._partial, self._partial_t = 0.0, math.nan
             self._q_t0 = tv
@@ -340,12 +358,11 @@ class CirclingDetector:
                 end = self._partial_t
                 path = path + [p for p in self._q_path if p[0] <= end]
             pts = np.array([(x, y) for _, x, y in path])
-            centre = pts.mean(axis=0)
-            radius = float(np.hypot(*(pts - centre).T).mean())
+            radius = _radius(pts[np.isfinite(pts).all(axis=1)])
             events.append(
                 CirclingEpisode(
-                    q[0],
-                    end,
+                    q[0] - self._lag,
+                    end - self._lag,
                     at,
                     round(turns, 3),
                     "ccw" if self._dir > 0 else "cw",
@@ -355,6 +372,11 @@ class CirclingDetector:
             )
         self._restart()
         return events
+
+    def _delay(self, rate: float) -> float:
+        """Group delay (s) of the band-pass at *rate* turns/s."""
+        gd = signal.group_delay(self._tf, w=[rate], fs=1.0 / self.dt)[1]
+        return float(gd[0]) * self.dt
 
     def finish(self) -> list[Event]:
         """End of data: close an open circling."""
