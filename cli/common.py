@@ -141,10 +141,7 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     """A session file plus the detector options, for commands that analyse one file."""
     parser.add_argument(
-        "file",
-        type=existing_file,
-        metavar="FILE",
-        help="a recording (.ksr) or CSV (t, forces in N)",
+        "file", metavar="FILE", help="a recording (.ksr) or a CSV table (t, forces in N)"
     )
     add_detector_options(parser)
     parser.add_argument(
@@ -162,11 +159,13 @@ def analysis_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     Returns ``(table, x, config)``: *x* is what the pipeline gets (the forces,
     or the raw counts when ``--calibration`` puts a calibration in *config*).
     """
+    from knotsense.cli.targets import input_file
     from knotsense.dsp.calibration_models import Calibration
     from knotsense.errors import CalibrationError, SessionFileError
     from knotsense.host.analysis_options import AnalysisOptions
     from knotsense.host.tables import load_force_table
 
+    args.file = input_file(args.file, "a recording (.ksr) or a CSV table", session=True)
     options = AnalysisOptions.from_namespace(args)
     table = load_force_table(args.file)
     calibration = None

@@ -23,7 +23,7 @@ HELP = "export a recorded session (.ksr) to CSV and/or Parquet"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("session", type=Path, metavar="SESSION", help="recording (.ksr)")
+    parser.add_argument("session", metavar="SESSION", help="recording (.ksr)")
     parser.add_argument("--csv", type=Path, metavar="OUT.csv", help="write a CSV table")
     parser.add_argument(
         "--parquet",
@@ -40,14 +40,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from knotsense.cli.targets import Kind, input_file
     from knotsense.host.export import export_csv, export_parquet
     from knotsense.host.session import load_session
+
+    # a regular file of another kind goes on: the reader says what is wrong with it
+    path = input_file(
+        args.session, "a recording (.ksr)", frozenset({Kind.RECORDING, Kind.FILE}), session=True
+    )
 
     require(
         args.csv is not None or args.parquet is not None,
         "nothing to do: give --csv OUT.csv and/or --parquet OUT.parquet",
     )
-    session = load_session(args.session, salvage=args.salvage)
+    session = load_session(path, salvage=args.salvage)
     written: dict[str, str] = {}
     if args.csv is not None:
         export_csv(session, args.csv)
