@@ -62,6 +62,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def position_list(text: str) -> tuple[tuple[float, float], ...]:
+    """An argparse ``type=`` for channel positions in mm: ``18,0;0,18;-18,0;0,-18``."""
+    try:
+        pairs = [part.split(",") for part in text.split(";") if part.strip()]
+        positions = tuple((float(a), float(b)) for a, b in pairs)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"positions must look like 18,0;0,18;-18,0 (mm), not {text!r}"
+        ) from None
+    if not positions:
+        raise argparse.ArgumentTypeError(f"positions must look like 18,0;0,18 (mm), not {text!r}")
+    return positions
+
+
 def add_detector_options(parser: argparse.ArgumentParser) -> None:
     """Detector options (DESIGN.md defaults) for every command that analyses sessions.
 
@@ -135,6 +149,13 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
         default=3,
         metavar="N",
         help="consecutive cycles that make rocking (default 3)",
+    )
+    group.add_argument(
+        "--positions",
+        type=position_list,
+        metavar="X,Y;X,Y...",
+        help="channel positions in mm, one pair per channel: rocking axis and circling "
+        "(default: the recording's device info; a CSV has none)",
     )
 
 

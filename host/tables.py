@@ -33,7 +33,8 @@ class ForceTable:
         names: the force column names.
         raw: ``(n, raw channels)`` raw counts, when the file has ``raw*`` columns.
         raw_names: their names.
-        meta: session metadata (e.g. ``release_threshold``); empty for a plain CSV.
+        meta: session metadata (e.g. ``release_threshold``; ``positions``, the
+            channel positions in mm from the device info); empty for a plain CSV.
     """
 
     t: NDArray[np.float64]
@@ -128,8 +129,22 @@ def load_recording(path: Path) -> ForceTable:
         names=names,
         raw=raw,
         raw_names=tuple(f"raw{i}" for i in range(c)),
-        meta=dict(session.metadata),
+        meta=_with_positions(dict(session.metadata), session),
     )
+
+
+def _with_positions(meta: dict[str, Any], session: Any) -> dict[str, Any]:
+    """*meta* plus ``positions`` (mm, per streamed channel) from the device info, if known."""
+    channels = getattr(session.device_info, "channels", None)
+    if "positions" in meta or not channels:
+        return meta
+    ids = session.channel_ids
+    if any(i >= len(channels) for i in ids):
+        return meta
+    pos = [[float(channels[i].x_mm), float(channels[i].y_mm)] for i in ids]
+    if any(x or y for x, y in pos):  # all at the origin: the device does not know them
+        meta["positions"] = pos
+    return meta
 
 
 LOADERS[".ksr"] = load_recording

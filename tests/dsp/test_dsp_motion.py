@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from support.motion import RING, motion_session
 
 from knotsense.dsp.detectors import Episode, Onset, RockingEpisode
 from knotsense.dsp.motion import (
@@ -208,36 +209,9 @@ def test_circling_options_are_checked() -> None:
 
 # --- in the pipeline ------------------------------------------------------------------------
 
-RING = tuple(
-    (round(18 * math.cos(2 * math.pi * k / 4), 6), round(18 * math.sin(2 * math.pi * k / 4), 6))
-    for k in range(4)
-)
-
-
-def _forces(total: np.ndarray, cop: np.ndarray) -> np.ndarray:
-    """Channel forces of the 4-ring whose centre of pressure is *cop* (least norm)."""
-    pos = np.array(RING)
-    rel = pos - pos.mean(axis=0)
-    w = 0.25 + (cop - pos.mean(axis=0)) @ np.linalg.pinv(rel)
-    return total[:, None] * w
-
 
 def _session(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """100 Hz: hold, rocking along 60 deg, hold, circling ccw, hold (120 N, breathing)."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(0, 90, 0.01)
-    total = 120 * (1 + 0.02 * np.sin(2 * np.pi * 0.25 * t))
-    cop = np.zeros((t.size, 2))
-    rock = (t >= 10) & (t < 30)
-    wave = np.sin(2 * np.pi * 0.8 * (t - 10)) * rock
-    total = total * (1 + 0.2 * wave)
-    a = math.radians(60)
-    cop += np.outer(5 * wave, [math.cos(a), math.sin(a)])
-    circ = (t >= 45) & (t < 57)  # 6 turns at 0.5 turns/s
-    ang = 2 * np.pi * 0.5 * (t - 45)
-    cop += np.column_stack((4 * np.cos(ang), 4 * np.sin(ang))) * circ[:, None]
-    x = _forces(total, cop) + rng.normal(0, 0.3, (t.size, 4))
-    return t, x
+    return motion_session(seed)
 
 
 def test_pipeline_reports_rocking_axis_and_circling() -> None:
