@@ -71,4 +71,3 @@ def connect(url: str, **options: Any) -> Connecting:
             entered, if the URL cannot be opened.
     """
     return Connecting(url, dict(options))
-
