@@ -20,7 +20,14 @@ from numpy.typing import NDArray
 
 from knotsense.errors import SessionFileError
 
-__all__ = ["LOADERS", "ForceTable", "load_csv", "load_force_table", "load_recording"]
+__all__ = [
+    "LOADERS",
+    "ForceTable",
+    "load_csv",
+    "load_force_table",
+    "load_recording",
+    "table_of_session",
+]
 
 
 @dataclass(frozen=True)
@@ -114,9 +121,13 @@ def load_recording(path: Path) -> ForceTable:
     """
     from knotsense.host.session import load_session
 
-    session = load_session(path)
+    return table_of_session(load_session(path))
+
+
+def table_of_session(session: Any) -> ForceTable:
+    """A loaded :class:`~knotsense.host.session.Session` as a force table (see load_recording)."""
     if session.n_samples == 0:
-        raise SessionFileError(f"{path}: the recording holds no samples")
+        raise SessionFileError(f"{session.path}: the recording holds no samples")
     n, c = session.raw.shape
     raw = session.raw.astype(np.float64)
     if session.present is not None:
