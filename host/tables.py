@@ -151,3 +151,13 @@ def load_force_table(path: str | Path) -> ForceTable:
             raise SessionFileError(f"{p}: not a knotsense recording (bad magic)")
         raise SessionFileError(f"{p}: unknown file type {p.suffix or '(none)'}; known: {kinds}")
     return loader(p)
+
+
+def load_xdf(path: Path) -> ForceTable:
+    """The knotsense Force stream of an XDF file (see :mod:`knotsense.host.xdf_session`)."""
+    from knotsense.host.xdf_session import load_xdf_table
+
+    return load_xdf_table(path)
+
+
+LOADERS[".xdf"] = load_xdf
