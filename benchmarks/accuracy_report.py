@@ -134,7 +134,8 @@ def run_case(case: Case, scenario: Any = None) -> CaseResult:
     """Render, perturb, calibrate, analyse and score one case."""
     from knotsense.dsp.evaluation import score
     from knotsense.dsp.pipeline import PipelineConfig, analyze
-    from knotsense.firmware_sim.scenario import load_scenario, render
+    from knotsense.firmware_sim.render import render
+    from knotsense.firmware_sim.scenario import load_scenario
 
     sc = scenario if scenario is not None else load_scenario(case.scenario)
     sc = sc.with_overrides(noise_scale=case.noise_scale, drift_scale=case.drift_scale)

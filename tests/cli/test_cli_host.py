@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knotsense.host.cli.main import main
+from knotsense.cli.main import main
 from knotsense.host.device import AsyncDevice, Samples
 from knotsense.host.recording import MarkRecord, SessionReader
 from knotsense.host.session import load_session
@@ -317,7 +317,7 @@ def test_bad_input_through_a_real_process(tmp_path: Path) -> None:
         ["info", "loop://", "--timeout", "0.05"],
     ):
         proc = subprocess.run(
-            [sys.executable, "-m", "knotsense.host.cli.main", *argv],
+            [sys.executable, "-m", "knotsense.cli.main", *argv],
             capture_output=True,
             text=True,
             timeout=60,

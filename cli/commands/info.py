@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from knotsense.host.cli.common import add_device_argument, add_json_flag, print_json, run_async
+from knotsense.cli.common import add_device_argument, add_json_flag, print_json, run_async
 
 COMMAND = "info"
 HELP = "show a device's identity, stream configuration, status and calibration id"

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from knotsense.host.cli.common import add_json_flag, print_json, require
+from knotsense.cli.common import add_json_flag, print_json, require
 
 COMMAND = "export"
 HELP = "export a recorded session (.ksr) to CSV and/or Parquet"

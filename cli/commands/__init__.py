@@ -2,6 +2,6 @@
 
 Each module defines ``COMMAND`` (its name), ``HELP`` (one line),
 ``configure(parser)`` and ``run(args) -> int``. Modules are discovered by
-:mod:`knotsense.host.cli.main`, so adding a subcommand is adding a file. Keep
+:mod:`knotsense.cli.main`, so adding a subcommand is adding a file. Keep
 module-level imports light: heavy imports belong inside ``run``.
 """

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from knotsense.cli.common import add_json_flag, print_json
 from knotsense.errors import CalibrationError, ConfigurationError
-from knotsense.host.cli.common import add_json_flag, print_json
 
 COMMAND = "calibrate"
 HELP = "bench calibration: run, fit, apply, report, write"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from knotsense.host.cli.common import add_json_flag, print_json, run_async
+from knotsense.cli.common import add_json_flag, print_json, run_async
 
 COMMAND = "scan"
 HELP = "find devices: BLE advertisers of the KnotSense service and serial ports answering a ping"

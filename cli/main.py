@@ -1,6 +1,6 @@
 """Entry point of the ``knotsense`` command.
 
-Subcommands are discovered from :mod:`knotsense.host.cli.commands`; every one
+Subcommands are discovered from :mod:`knotsense.cli.commands`; every one
 gets ``--help``, and every failure that is ours (a :class:`KnotsenseError`) is
 printed as one line on stderr with a non-zero exit status, never a traceback.
 """
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from knotsense._version import __version__
+from knotsense.cli import commands as _commands_pkg
 from knotsense.errors import KnotsenseError
-from knotsense.host.cli import commands as _commands_pkg
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from knotsense.host.cli.common import (
+from knotsense.cli.common import (
     add_device_argument,
     add_json_flag,
     channel_list,

@@ -3,8 +3,9 @@
 The device's stored calibration record turns the release band (N) into raw
 per-channel thresholds (knotsense.calibration.thresholds). Verification loads
 the device at each threshold -5 % and +5 % and checks its events fire only
-above: on a simulator a scripted stand (firmware_sim.stand) applies the loads
-to the same unit (same serial and NVM file); on hardware the operator is
+above: on a simulator this command builds a scripted stand (firmware_sim.stand),
+hands it to calibration.thresholds to script the loads, and runs it on the same
+unit (same serial and NVM file); on hardware the operator is
 prompted (``--verify manual``), or ``--verify none`` skips it.
 """
 
@@ -14,8 +15,8 @@ import argparse
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from knotsense.cli.common import add_device_argument, add_json_flag, positive_float, print_json
 from knotsense.errors import CalibrationError, ConfigurationError
-from knotsense.host.cli.common import add_device_argument, add_json_flag, positive_float, print_json
 
 COMMAND = "thresholds"
 HELP = "program the device's release (and overpressure) thresholds from its calibration, and verify"
@@ -135,6 +136,7 @@ async def _verify_stand(
 ) -> list[Any]:
     """The same simulated unit (serial, NVM file) under a scripted stand."""
     from knotsense.calibration import thresholds as th
+    from knotsense.firmware_sim.stand import SimStand
     from knotsense.host.device import AsyncDevice
 
     if not _is_sim(args.url):
@@ -142,7 +144,8 @@ async def _verify_stand(
     query = dict(parse_qsl(urlsplit(args.url).query.replace("+", "%2B")))
     kind = info.channels[0].kind if info.channels else None
     sensor = "fsr" if getattr(kind, "name", "") == "FSR" else "load_cell"
-    stand = th.stand_for(checks, sensor, info.channel_count)
+    stand = SimStand(sensor=sensor, channels=info.channel_count)
+    th.script_stand(stand, checks)
     url = stand.url(seed=int(query.get("seed", 0)), serial=info.serial_number, nvm=query.get("nvm"))
     device = await AsyncDevice.connect(url, reconnect=None, command_timeout=2.0)
     async with device:

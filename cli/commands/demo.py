@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from knotsense.host.cli.common import add_json_flag, print_json, run_async
+from knotsense.cli.common import add_json_flag, print_json, run_async
 
 COMMAND = "demo"
 HELP = "simulate a massage session, record it, then export, analyse and plot it into one folder"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from knotsense.host.cli.common import add_analysis_options, add_json_flag, print_json
+from knotsense.cli.common import add_analysis_options, add_json_flag, print_json
 
 COMMAND = "analyze"
 HELP = "detect releases, rocking, overpressure and contacts in a session file"
@@ -53,8 +53,8 @@ def _text(result: dict, path: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from knotsense.cli.common import analysis_inputs
     from knotsense.dsp.pipeline import analyze
-    from knotsense.host.cli.common import analysis_inputs
 
     table, x, config = analysis_inputs(args)
     result = analyze(table.t, x, config).to_dict()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from knotsense.host.cli.main import main
+from knotsense.cli.main import main
 
 
 def test_list_scenarios_text_and_json(capsys: pytest.CaptureFixture[str]) -> None:

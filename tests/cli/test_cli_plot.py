@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from knotsense.cli.main import main
 from knotsense.dsp.synthetic import make_session
-from knotsense.host.cli.main import main
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from knotsense.host.cli.common import add_analysis_options
+from knotsense.cli.common import add_analysis_options
 
 COMMAND = "plot"
 HELP = "plot forces, the release band, release/rocking episodes and gaps of a session file"
@@ -25,9 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from knotsense.cli.common import analysis_inputs
     from knotsense.dsp.pipeline import analyze
     from knotsense.errors import ConfigurationError
-    from knotsense.host.cli.common import analysis_inputs
     from knotsense.host.plotting import plot_analysis
 
     out = args.output
