@@ -4,7 +4,9 @@
 the simulator unpaced on its virtual clock) records 10 simulated minutes
 (``--quick``: 1) of a 4-channel unit at 250 Hz with 1 % of frames dropped on
 the link, while an LSL inlet on the loopback interface, in a thread, pulls
-the Force stream. The outlet waits for the inlet before streaming.
+the Force stream. The outlet waits for the inlet before streaming and, at the
+end, lingers until the inlet has every sample its ``session_end`` marker
+announces (or 2 minutes).
 
 * headline (``value``): p99 of |LSL timestamp - true time| in ms, where the
   true time of a sample is when the simulated device took it (its device
@@ -22,6 +24,7 @@ p99 in ms. ``ratio`` is ours over that baseline (below 1: better).
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import threading
 import time
@@ -54,14 +57,12 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     got_t: list[np.ndarray] = []
     got_n = [0]
-    done = threading.Event()
-    ready = threading.Event()
+    announced = [0]
 
     def inlet() -> None:
         found = pylsl.resolve_byprop("source_id", source_id, 1, 30.0)
         markers = pylsl.resolve_byprop("source_id", source_id + ":markers", 1, 30.0)
         if not found or not markers:
-            ready.set()
             return
         force_in = pylsl.StreamInlet(found[0], max_buflen=360, max_chunklen=0)
         marker_in = pylsl.StreamInlet(markers[0])
@@ -69,18 +70,20 @@ def run(quick: bool = False) -> dict[str, Any]:
         marker_in.open_stream(10.0)
         origin = force_in.info(10.0).desc().child("knotsense").child_value("session_start_stream")
         captured["session_start_stream"] = float(origin)
-        ready.set()
         buf = np.empty((4096, 5))
-        quiet = 0
-        while quiet < 20:  # after the recording ends: 20 empty pulls (2 s) and out
+        expect = None
+        deadline = time.monotonic() + 120.0
+        # Until every sample the session_end marker announces is in (or 2 min).
+        while (expect is None or got_n[0] < expect) and time.monotonic() < deadline:
             _, stamps = force_in.pull_chunk(timeout=0.1, max_samples=4096, dest_obj=buf)
-            marker_in.pull_chunk(timeout=0.0)
+            marks, _ = marker_in.pull_chunk(timeout=0.0)
             if stamps:
                 got_t.append(np.asarray(stamps))
                 got_n[0] += len(stamps)
-                quiet = 0
-            elif done.is_set():
-                quiet += 1
+            for (text,) in marks:
+                if '"session_end"' in text:
+                    expect = json.loads(text)["samples"]
+                    announced[0] = expect
         force_in.close_stream()
         marker_in.close_stream()
 
@@ -96,16 +99,14 @@ def run(quick: bool = False) -> dict[str, Any]:
                     URL,
                     path,
                     duration_s=minutes * 60.0,
-                    lsl=LslOptions(source_id=source_id, wait_s=30.0),
+                    lsl=LslOptions(source_id=source_id, wait_s=30.0, linger_s=120.0),
                 )
             )
             wall = time.perf_counter() - started
-            done.set()
-            thread.join(60.0)
+            thread.join(30.0)
             session = load_session(path)
     finally:
         record_mod.make_transport = real_make
-        done.set()
 
     from knotsense.firmware_sim.config import SimConfig
     from knotsense.firmware_sim.device import SimulatedDevice
@@ -146,6 +147,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         "session_minutes": minutes,
         "samples_pushed": int(pushed),
         "samples_received": int(got_n[0]),
+        "samples_announced_by_session_end": int(announced[0]),
         "samples_lost_outlet_to_inlet": int(pushed - got_n[0]),
         "samples_lost_on_link": int(session.samples_lost),
         "sim_crystal_ppm": round((ratio - 1.0) * 1e6, 3),

@@ -53,7 +53,13 @@ def require(condition: bool, message: str) -> None:
 
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     """Detector options with the DESIGN.md defaults, for commands that analyse a file."""
-    parser.add_argument("file", type=existing_file, metavar="FILE", help="CSV (t, forces in N)")
+    parser.add_argument(
+        "file",
+        type=existing_file,
+        metavar="FILE",
+        help="a recording (.ksr), a CSV (t, forces in N) or an XDF file with a knotsense "
+        "Force stream (.xdf, e.g. from LabRecorder)",
+    )
     group = parser.add_argument_group("detection (DESIGN.md defaults)")
     group.add_argument(
         "--release-threshold",

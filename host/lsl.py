@@ -57,6 +57,11 @@ class LslOptions:
         max_buffered_s: how much data the outlet keeps for a slow inlet.
         wait_s: before streaming, wait up to this long for an inlet (LabRecorder)
             to connect to both outlets, so the recording has the session's start.
+        linger_s: at the end, keep the outlets open up to this long while an
+            inlet is still connected, so data still in flight reaches it (a
+            simulator can run far ahead of the network). An inlet that has all
+            the ``samples`` the ``session_end`` marker announces may disconnect
+            to end the wait early.
     """
 
     name: str = ""
@@ -64,12 +69,15 @@ class LslOptions:
     chunk_s: float = 0.05
     max_buffered_s: int = 360
     wait_s: float = 0.0
+    linger_s: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.chunk_s >= 0:
             raise ConfigurationError(f"LSL chunk_s must be >= 0, got {self.chunk_s!r}")
-        if not self.wait_s >= 0:
-            raise ConfigurationError(f"LSL wait_s must be >= 0, got {self.wait_s!r}")
+        for name in ("wait_s", "linger_s"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ConfigurationError(f"LSL {name} must be >= 0, got {value!r}")
         if self.max_buffered_s < 1:
             raise ConfigurationError("LSL max_buffered_s must be >= 1")
 
@@ -265,9 +273,23 @@ class LslStreams:
         return True
 
     def close(self) -> None:
-        """Push what is left and close both outlets. Idempotent."""
+        """Push what is left, a ``session_end`` marker, linger, and close both outlets.
+
+        Idempotent. ``session_end`` (at the last sample) says how many samples
+        the Force outlet pushed, so an inlet can tell that it has them all.
+        """
         if self.closed:
             return
         self.flush()
+        end = self._last if self._last is not None else self.layout.session_start_unix
+        t = end - self.layout.session_start_unix
+        self.push_marker(
+            Marker(t, {"event": "session_end", "t": round(t, 6), "samples": self.samples_pushed})
+        )
+        deadline = time.monotonic() + self.options.linger_s
+        while time.monotonic() < deadline and (
+            self._force.have_consumers() or self._markers.have_consumers()
+        ):
+            time.sleep(0.02)
         self.closed = True
         del self._force, self._markers

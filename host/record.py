@@ -201,7 +201,7 @@ async def record_session(
         for sig in installed:
             loop.remove_signal_handler(sig)
         if lab is not None:
-            lab.close()
+            await asyncio.to_thread(lab.close)  # it may linger for an inlet to catch up
         await device.close()
         if recorder is not None:
             recorder.close({"stopped_by": "error", "stats": device.stats})

@@ -7,27 +7,22 @@ start, the host-mapped timeline with its gaps), so ``session_start_stream`` is
 0 and the ClockOffsets are 0. Markers come from the same detectors
 ``knotsense analyze`` runs, plus the host's link marks and the session's gaps.
 
-:func:`load_xdf_table` finds the knotsense Force stream in an XDF file (one
+:func:`knotsense.host.tables.load_xdf` finds the knotsense Force stream in an XDF file (one
 of ours, or one LabRecorder wrote beside EMG, video and other streams) and
 puts it back on the session timeline: ``t = timestamp - session_start_stream``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from knotsense.errors import SessionFileError
 from knotsense.host.lab import (
     FORCE_TYPE,
     MARKER_TYPE,
-    TOTAL_LABEL,
-    UNIT_COUNTS,
-    UNIT_NEWTONS,
     ForceLayout,
     Marker,
     event_markers,
@@ -37,11 +32,10 @@ from knotsense.host.lab import (
 )
 from knotsense.host.recording import LINK_MARKS, MARK_LINK_LOST
 from knotsense.host.session import Session
-from knotsense.host.tables import ForceTable
-from knotsense.host.xdf import XdfStream, XdfWriter, read_xdf, stream_info_xml
+from knotsense.host.xdf import XdfWriter, stream_info_xml
 from knotsense.protocol import DeviceInfo
 
-__all__ = ["FORCE_STREAM_ID", "MARKER_STREAM_ID", "export_xdf", "layout_of", "load_xdf_table"]
+__all__ = ["FORCE_STREAM_ID", "MARKER_STREAM_ID", "export_xdf", "layout_of", "session_markers"]
 
 FORCE_STREAM_ID = 1
 MARKER_STREAM_ID = 2
@@ -162,75 +156,4 @@ def marker_info_xml(layout: ForceLayout, created_at: float = 0.0) -> str:
         source_id=layout.marker_source_id,
         desc=layout.marker_desc(),
         created_at=created_at,
-    )
-
-
-# --- reading ---------------------------------------------------------------------
-
-
-def is_knotsense_force(stream: XdfStream) -> bool:
-    """A Force stream written by knotsense (ours, or our live outlet via LabRecorder)."""
-    desc = stream.desc
-    return (
-        stream.type == FORCE_TYPE
-        and desc is not None
-        and desc.find("knotsense") is not None
-        and stream.channel_format != "string"
-    )
-
-
-def load_xdf_table(path: str | os.PathLike[str]) -> ForceTable:
-    """The knotsense Force stream of an XDF file as a force table on the session timeline.
-
-    Forces (columns ``f0..``) when the stream is in newtons; raw counts only
-    (``raw0..``) when it is in counts (analyze/plot then need
-    ``--calibration``). The ``total`` channel is left out (the pipeline sums).
-    ``meta`` is the session metadata stored in the stream's description.
-
-    Raises:
-        SessionFileError: not XDF, malformed, or no knotsense Force stream in it.
-    """
-    p = Path(path)
-    streams = read_xdf(p)
-    ours = [s for s in streams if is_knotsense_force(s)]
-    if not ours:
-        found = ", ".join(f"{s.name!r} ({s.type})" for s in streams) or "none"
-        raise SessionFileError(f"{p}: no knotsense Force stream in this XDF file ({found})")
-    stream = ours[0]
-    desc = stream.desc
-    assert desc is not None
-    ks = desc.find("knotsense")
-    assert ks is not None
-    try:
-        origin = float((ks.findtext("session_start_stream") or "0").strip())
-        meta = json.loads(ks.findtext("metadata") or "{}")
-    except ValueError as exc:
-        raise SessionFileError(f"{p}: malformed knotsense description: {exc}") from None
-    if not isinstance(meta, dict):
-        meta = {}
-    labels, units = [], []
-    for ch in desc.findall("channels/channel"):
-        labels.append((ch.findtext("label") or "").strip())
-        units.append((ch.findtext("unit") or "").strip())
-    if len(labels) != stream.channel_count:
-        raise SessionFileError(
-            f"{p}: stream {stream.name!r} describes {len(labels)} channels, "
-            f"has {stream.channel_count}"
-        )
-    if stream.time_stamps.size == 0:
-        raise SessionFileError(f"{p}: stream {stream.name!r} holds no samples")
-    sensors = [k for k, label in enumerate(labels) if label != TOTAL_LABEL]
-    unit = {units[k] for k in sensors}
-    if len(unit) != 1 or unit - {UNIT_NEWTONS, UNIT_COUNTS}:
-        raise SessionFileError(f"{p}: stream {stream.name!r} has channel units {sorted(unit)}")
-    t = stream.time_stamps - origin
-    steps = np.diff(t)
-    if not np.all(np.isfinite(t)) or (steps.size and not np.all(steps > 0)):
-        raise SessionFileError(f"{p}: stream {stream.name!r} timestamps are not increasing")
-    x = np.asarray(stream.time_series, dtype=np.float64)[:, sensors]
-    names = tuple(labels[k] for k in sensors)
-    if unit == {UNIT_NEWTONS}:
-        return ForceTable(t=t, forces=x, names=names, meta=meta)
-    return ForceTable(
-        t=t, forces=np.empty((t.size, 0)), names=(), raw=x, raw_names=names, meta=meta
     )

@@ -1,13 +1,18 @@
-"""``knotsense export SESSION --csv OUT.csv [--parquet OUT.parquet]``: tables from a recording.
+"""``knotsense export SESSION --csv OUT.csv [--parquet OUT.parquet] [--xdf OUT.xdf]``.
 
 Examples::
 
     knotsense export session.ksr --csv session.csv
     knotsense export session.ksr --parquet session.parquet --json
     knotsense export crashed.ksr --csv out.csv --salvage     # skip corrupt regions
+    knotsense export session.ksr --xdf session.xdf --release-threshold 60
+
 
 Columns: ``t`` (s from session start, host-mapped timeline), ``f0..`` (N, only
 with a calibration), ``raw0..`` (counts); missing samples are left out.
+XDF (docs/lsl.md): a Force stream (the same channels plus ``total``) and a
+Markers stream with the detector events, link marks and gaps, as ``knotsense
+record --lsl`` publishes them live.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from knotsense.cli.common import add_json_flag, print_json, require
+from knotsense.cli.common import add_json_flag, positive_float, print_json, require
 
 COMMAND = "export"
-HELP = "export a recorded session (.ksr) to CSV and/or Parquet"
+HELP = "export a recorded session (.ksr) to CSV, Parquet and/or XDF"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +35,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="OUT.parquet",
         help="write a Parquet table (needs pyarrow); adds device_time_us and epoch",
+    )
+    parser.add_argument(
+        "--xdf",
+        type=Path,
+        metavar="OUT.xdf",
+        help="write an XDF file (Force + Markers streams, as LabRecorder would)",
+    )
+    marks = parser.add_argument_group("XDF markers (detector settings, DESIGN.md defaults)")
+    marks.add_argument(
+        "--release-threshold",
+        type=positive_float,
+        metavar="N",
+        help="release level in N (without it: no release markers)",
+    )
+    marks.add_argument(
+        "--hold", type=positive_float, default=60.0, metavar="S", help="release hold (default 60)"
+    )
+    marks.add_argument(
+        "--max-force", type=positive_float, metavar="N", help="overpressure above this force"
     )
     parser.add_argument(
         "--salvage",
@@ -44,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     from knotsense.host.session import load_session
 
     require(
-        args.csv is not None or args.parquet is not None,
-        "nothing to do: give --csv OUT.csv and/or --parquet OUT.parquet",
+        args.csv is not None or args.parquet is not None or args.xdf is not None,
+        "nothing to do: give --csv OUT.csv, --parquet OUT.parquet and/or --xdf OUT.xdf",
     )
     session = load_session(args.session, salvage=args.salvage)
     written: dict[str, str] = {}
@@ -55,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
     if args.parquet is not None:
         export_parquet(session, args.parquet)
         written["parquet"] = str(args.parquet)
+    if args.xdf is not None:
+        from knotsense.dsp.pipeline import PipelineConfig
+        from knotsense.host.xdf_session import export_xdf
+
+        config = PipelineConfig(
+            release_threshold=args.release_threshold, hold=args.hold, max_force=args.max_force
+        )
+        export_xdf(session, args.xdf, config)
+        written["xdf"] = str(args.xdf)
     notes = []
     damage = session.damage
     if damage.torn_tail_offset is not None:
