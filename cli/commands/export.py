@@ -28,7 +28,7 @@ HELP = "export a recorded session (.ksr) to CSV, Parquet and/or XDF"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("session", type=Path, metavar="SESSION", help="recording (.ksr)")
+    parser.add_argument("session", metavar="SESSION", help="recording (.ksr)")
     parser.add_argument("--csv", type=Path, metavar="OUT.csv", help="write a CSV table")
     parser.add_argument(
         "--parquet",
@@ -42,18 +42,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="OUT.xdf",
         help="write an XDF file (Force + Markers streams, as LabRecorder would)",
     )
-    marks = parser.add_argument_group("XDF markers (detector settings, DESIGN.md defaults)")
+    marks = parser.add_argument_group("XDF markers (detector settings; default: the recording's)")
     marks.add_argument(
         "--release-threshold",
         type=positive_float,
         metavar="N",
-        help="release level in N (without it: no release markers)",
+        help="release level in N (default: the recording's; none: no release markers)",
     )
     marks.add_argument(
-        "--hold", type=positive_float, default=60.0, metavar="S", help="release hold (default 60)"
+        "--hold",
+        type=positive_float,
+        metavar="S",
+        help="release hold (default: the recording's, else 60)",
     )
     marks.add_argument(
-        "--max-force", type=positive_float, metavar="N", help="overpressure above this force"
+        "--max-force",
+        type=positive_float,
+        metavar="N",
+        help="overpressure above this force (default: the recording's, else not checked)",
     )
     parser.add_argument(
         "--salvage",
@@ -64,14 +70,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from knotsense.cli.targets import Kind, input_file
     from knotsense.host.export import export_csv, export_parquet
     from knotsense.host.session import load_session
+
+    # a regular file of another kind goes on: the reader says what is wrong with it
+    path = input_file(
+        args.session, "a recording (.ksr)", frozenset({Kind.RECORDING, Kind.FILE}), session=True
+    )
 
     require(
         args.csv is not None or args.parquet is not None or args.xdf is not None,
         "nothing to do: give --csv OUT.csv, --parquet OUT.parquet and/or --xdf OUT.xdf",
     )
-    session = load_session(args.session, salvage=args.salvage)
+    session = load_session(path, salvage=args.salvage)
     written: dict[str, str] = {}
     if args.csv is not None:
         export_csv(session, args.csv)
@@ -81,10 +93,21 @@ def run(args: argparse.Namespace) -> int:
         written["parquet"] = str(args.parquet)
     if args.xdf is not None:
         from knotsense.dsp.pipeline import PipelineConfig
+        from knotsense.host.analysis_options import session_parameter
         from knotsense.host.xdf_session import export_xdf
 
+        def pick(name: str, default: float | None) -> float | None:
+            given = getattr(args, name, None)
+            if given is not None:
+                return given
+            recorded = session_parameter(session.metadata, name)
+            return default if recorded is None else float(recorded)
+
         config = PipelineConfig(
-            release_threshold=args.release_threshold, hold=args.hold, max_force=args.max_force
+            release_threshold=pick("release_threshold", None),
+            hold=pick("hold", 60.0),  # type: ignore[arg-type]
+            gap=pick("gap", 2.0),  # type: ignore[arg-type]
+            max_force=pick("max_force", None),
         )
         export_xdf(session, args.xdf, config)
         written["xdf"] = str(args.xdf)

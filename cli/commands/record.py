@@ -90,8 +90,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from knotsense.cli.targets import device_url, output_file
     from knotsense.dsp.pipeline import PipelineConfig
     from knotsense.host.record import load_calibration_record, record_session
+
+    device_url(args.url)
+    output_file(args.output, "-o", "a file name for the recording (.ksr)")
 
     config = PipelineConfig(
         release_threshold=args.release_threshold, hold=args.hold, max_force=args.max_force

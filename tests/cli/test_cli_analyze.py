@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.synthetic import make_session
 
 from knotsense.cli.main import main
 from knotsense.dsp.calibration_models import Calibration, LinearModel
-from knotsense.dsp.synthetic import make_session
 from knotsense.host.tables import load_force_table
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.synthetic import make_session
 
 from knotsense.cli.main import main
-from knotsense.dsp.synthetic import make_session
 
 
 @pytest.fixture(scope="module")

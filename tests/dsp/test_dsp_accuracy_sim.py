@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.evaluation import score
 
 from knotsense.dsp.detectors import ReleaseEpisode, RockingEpisode
-from knotsense.dsp.evaluation import score
 from knotsense.dsp.pipeline import PipelineConfig, analyze
 from knotsense.firmware_sim.render import render
 from knotsense.firmware_sim.scenario import ScenarioBuilder

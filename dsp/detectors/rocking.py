@@ -1,351 +1,23 @@
-"""Detectors for contact, release, overpressure and rocking (DESIGN.md, "Detection semantics").
-
-They run on the decimated, filtered stream the pipeline makes (bin centres on
-a regular grid, with jumps where data were missing), vectorised per chunk with
-a Python loop only over state changes. Live, each detector returns an
-:class:`Onset` as soon as the evidence is complete and an :class:`Episode`
-record when the episode closes; offline analysis is the same objects fed the
-whole record. Every decision and every figure is computed from the same bins in
-the same order however the input was chunked, so the records are identical.
-"""
+"""Rocking: a deliberate 0.4-3 Hz oscillation of the force (DESIGN.md)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from knotsense.dsp.filters import _steps
+from knotsense.dsp.detectors.interval import EPS as _EPS
+from knotsense.dsp.detectors.records import Event, Onset, RockingEpisode
+from knotsense.dsp.filters import time_steps
 from knotsense.errors import ConfigurationError
 
 FloatArray = NDArray[np.float64]
-_EPS = 1e-6  # seconds: bin times are on a float grid
-_SMALL = 32  # up to this many bins per call, the steady cases run in plain Python
 
-__all__ = [
-    "ContactDetector",
-    "ContactEpisode",
-    "Episode",
-    "Onset",
-    "OverpressureDetector",
-    "OverpressureEpisode",
-    "ReleaseDetector",
-    "ReleaseEpisode",
-    "RockingDetector",
-    "RockingEpisode",
-]
-
-
-def _r(value: float, nd: int = 4) -> float:
-    return round(float(value), nd)
-
-
-@dataclass(frozen=True)
-class Onset:
-    """Live notice that an episode is confirmed ("release reached", "rocking").
-
-    Attributes:
-        kind: "contact", "release", "overpressure" or "rocking".
-        start: when the episode began (s, data time).
-        detected_at: when the evidence was complete (s, data time): the latency
-            a live user sees is ``detected_at`` minus the true moment.
-    """
-
-    kind: str
-    start: float
-    detected_at: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "start": _r(self.start), "detected_at": _r(self.detected_at)}
-
-
-@dataclass(frozen=True)
-class Episode:
-    """A closed episode: ``start``/``end`` in data time and when it was closed."""
-
-    kind: ClassVar[str] = ""
-    start: float
-    end: float
-    detected_at: float
-
-    @property
-    def duration(self) -> float:
-        return self.end - self.start
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: kind, start, end, duration and the figures (rounded)."""
-        out: dict[str, Any] = {"kind": self.kind}
-        for key, value in asdict(self).items():
-            out[key] = _r(value) if isinstance(value, float) else value
-        out["duration"] = _r(self.duration)
-        return out
-
-
-@dataclass(frozen=True)
-class ContactEpisode(Episode):
-    """Someone on the knob: level above the contact floor."""
-
-    kind: ClassVar[str] = "contact"
-    mean_force: float
-    peak_force: float
-
-
-@dataclass(frozen=True)
-class ReleaseEpisode(Episode):
-    """Sustained release-level pressure held for at least ``hold`` seconds."""
-
-    kind: ClassVar[str] = "release"
-    mean_force: float
-    min_force: float
-    peak_force: float
-    threshold: float
-
-
-@dataclass(frozen=True)
-class OverpressureEpisode(Episode):
-    """Level above the user's maximum for longer than the limit (1 s)."""
-
-    kind: ClassVar[str] = "overpressure"
-    peak_force: float
-    limit: float
-
-
-@dataclass(frozen=True)
-class RockingEpisode(Episode):
-    """Deliberate oscillation: dominant frequency, cycles and swing."""
-
-    kind: ClassVar[str] = "rocking"
-    frequency: float
-    cycles: int
-    peak_to_peak: float
-    mean_force: float
-
-
-Event = Onset | Episode
-
-
-class IntervalDetector:
-    """Maximal intervals where ``level >= threshold``, bridging dips up to ``gap`` s.
-
-    An interval that has lasted ``min_duration`` is announced with an
-    :class:`Onset`; when it closes (a dip or hole longer than ``gap``, or
-    ``finish``) it becomes an episode. Reported start/end are the bin edges
-    moved back by ``delay`` (the low-pass group delay), so a ramp through the
-    threshold is dated when the force crossed it, not when the filter did.
-    """
-
-    kind: ClassVar[str] = ""
-
-    def __init__(
-        self, threshold: float, gap: float, min_duration: float, dt: float, delay: float = 0.0
-    ) -> None:
-        for name, value in (("threshold", threshold), ("dt", dt)):
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigurationError(f"{self.kind} {name} must be > 0, got {value!r}")
-        if not (math.isfinite(gap) and gap >= 0):
-            raise ConfigurationError(f"{self.kind} gap must be >= 0, got {gap!r}")
-        if not (math.isfinite(min_duration) and min_duration >= 0):
-            raise ConfigurationError(f"{self.kind} duration must be >= 0, got {min_duration!r}")
-        self.threshold, self.gap, self.min_duration = float(threshold), float(gap), min_duration
-        self.dt, self.delay = float(dt), float(delay)
-        self.reset()
-
-    def reset(self) -> None:
-        self._open = False
-        self._reached = False
-        self._start = math.nan  # centre of the first active bin
-        self._last = math.nan  # centre of the last active bin
-        self._t_end = math.nan
-        self._vals: list[FloatArray] = []
-        self._pend: list[FloatArray] = []
-
-    @property
-    def active(self) -> bool:
-        """An announced episode is running (live display)."""
-        return self._open and self._reached
-
-    def _start_time(self) -> float:
-        return self._start - self.dt / 2 - self.delay
-
-    def _close(self, detected_at: float) -> list[Event]:
-        events: list[Event] = []
-        if self._open and self._reached:
-            vals = np.concatenate(self._vals)
-            end = self._last + self.dt / 2 - self.delay
-            events.append(self._episode(self._start_time(), end, detected_at, vals))
-        self._open = self._reached = False
-        self._vals, self._pend = [], []
-        return events
-
-    def _episode(self, start: float, end: float, detected_at: float, vals: FloatArray) -> Episode:
-        raise NotImplementedError
-
-    def process(self, t: ArrayLike, level: ArrayLike) -> list[Event]:
-        """Feed bins (centres *t*, filtered total *level*); returns onsets and closed episodes."""
-        tt = np.asarray(t, dtype=np.float64)
-        vv = np.asarray(level, dtype=np.float64)
-        if tt.size == 0:
-            return []
-        if tt.size <= _SMALL:
-            vl = vv.tolist()
-            if all(v == v for v in vl):
-                return self._feed(tt, vv, tt.tolist(), vl, min(vl), max(vl))
-        return self._vector(tt, vv)
-
-    def _feed(
-        self, tt: FloatArray, vv: FloatArray, tl: list, vl: list, lo: float, hi: float
-    ) -> list[Event]:
-        """A few bins (live chunks): the steady cases in plain Python, else :meth:`_vector`.
-
-        *lo* and *hi* are ``min(vl)`` and ``max(vl)`` (NaN-free), computed once
-        for every detector. Only the cases whose outcome is obvious take the
-        short way -- closed and everything below the threshold, open and
-        everything above it with no hole, open and a dip that does not yet
-        close -- and they change the state exactly as the vector code would, so
-        results do not depend on it.
-        """
-        thr = self.threshold
-        if not self._open:
-            if hi >= thr:
-                return self._vector(tt, vv)
-            self._t_end = tl[-1]
-            return []
-        if lo >= thr:
-            prev, limit, dt = self._last, self.gap + _EPS, self.dt
-            for x in tl:
-                if x - prev - dt > limit:
-                    return self._vector(tt, vv)
-                prev = x
-            self._vals.extend(self._pend)
-            self._vals.append(vv)
-            self._pend = []
-            self._last = tl[-1]
-            events: list[Event] = []
-            if not self._reached:
-                need = self._start + self.min_duration - self.dt - _EPS
-                for x in tl:
-                    if x >= need:
-                        self._reached = True
-                        events.append(Onset(self.kind, self._start_time(), x + self.dt / 2))
-                        break
-            self._t_end = tl[-1]
-            return events
-        if hi < thr and tl[-1] <= self._last + self.gap + _EPS:
-            self._pend.append(vv)
-            self._t_end = tl[-1]
-            return []
-        return self._vector(tt, vv)
-
-    def _vector(self, tt: FloatArray, vv: FloatArray) -> list[Event]:
-        events: list[Event] = []
-        half = self.dt / 2
-        ia = np.flatnonzero(vv >= self.threshold)
-        if ia.size:
-            ta = tt[ia]
-            prev = np.concatenate(([self._last if self._open else -np.inf], ta[:-1]))
-            new = ta - prev - self.dt > self.gap + _EPS
-            bounds = np.flatnonzero(new).tolist()
-            if not bounds or bounds[0] != 0:
-                bounds.insert(0, 0)  # continuation of the interval open before this chunk
-            bounds.append(ia.size)
-            for a, b in pairwise(bounds):
-                i0, i1 = int(ia[a]), int(ia[b - 1])
-                if new[a]:
-                    if self._open:
-                        j = int(np.searchsorted(tt, self._last + self.gap + _EPS, "right"))
-                        events += self._close(float(tt[j]) + half)
-                    self._open, self._reached = True, False
-                    self._start = float(tt[i0])
-                    self._vals, self._pend = [vv[i0 : i1 + 1]], []
-                else:
-                    self._vals.extend(self._pend)
-                    self._vals.append(vv[: i1 + 1])
-                    self._pend = []
-                self._last = float(tt[i1])
-                if not self._reached:
-                    need = self._start + self.min_duration - self.dt - _EPS
-                    seg = ta[a:b]
-                    r = int(np.searchsorted(seg, need, "left"))
-                    if r < seg.size:
-                        self._reached = True
-                        events.append(Onset(self.kind, self._start_time(), float(seg[r]) + half))
-            if self._open and i1 + 1 < vv.size:
-                self._pend = [vv[i1 + 1 :]]
-        elif self._open:
-            self._pend.append(vv)
-        if self._open:
-            j = int(np.searchsorted(tt, self._last + self.gap + _EPS, "right"))
-            if j < tt.size:
-                events += self._close(float(tt[j]) + half)
-        self._t_end = float(tt[-1])
-        return events
-
-    def finish(self) -> list[Event]:
-        """Close an open episode at the end of the data."""
-        if not self._open:
-            return []
-        return self._close(self._t_end + self.dt / 2)
-
-
-class ContactDetector(IntervalDetector):
-    """Contact: level above a small floor (default 5 N); splits a session into contacts."""
-
-    kind: ClassVar[str] = "contact"
-
-    def _episode(self, start: float, end: float, detected_at: float, vals: FloatArray) -> Episode:
-        return ContactEpisode(start, end, detected_at, float(vals.mean()), float(vals.max()))
-
-
-class ReleaseDetector(IntervalDetector):
-    """Release: level >= threshold, dips <= ``gap`` bridged, lasting >= ``hold``."""
-
-    kind: ClassVar[str] = "release"
-
-    def __init__(
-        self,
-        threshold: float,
-        dt: float,
-        hold: float = 60.0,
-        gap: float = 2.0,
-        delay: float = 0.0,
-    ) -> None:
-        if not (math.isfinite(hold) and hold > 0):
-            raise ConfigurationError(f"release hold must be > 0 s, got {hold!r}")
-        super().__init__(threshold, gap, hold, dt, delay)
-
-    def _episode(self, start: float, end: float, detected_at: float, vals: FloatArray) -> Episode:
-        return ReleaseEpisode(
-            start,
-            end,
-            detected_at,
-            float(vals.mean()),
-            float(vals.min()),
-            float(vals.max()),
-            self.threshold,
-        )
-
-
-class OverpressureDetector(IntervalDetector):
-    """Overpressure: level above the user's maximum for longer than ``min_duration`` (1 s)."""
-
-    kind: ClassVar[str] = "overpressure"
-
-    def __init__(
-        self,
-        max_force: float,
-        dt: float,
-        min_duration: float = 1.0,
-        gap: float = 0.25,
-        delay: float = 0.0,
-    ) -> None:
-        super().__init__(max_force, gap, min_duration, dt, delay)
-
-    def _episode(self, start: float, end: float, detected_at: float, vals: FloatArray) -> Episode:
-        return OverpressureEpisode(start, end, detected_at, float(vals.max()), self.threshold)
+__all__ = ["RockingDetector"]
 
 
 @dataclass
@@ -469,7 +141,7 @@ class RockingDetector:
             )
         ]
 
-    def _feed(
+    def feed_floats(
         self, tt: FloatArray, xx: FloatArray, mm: FloatArray, tl: list, xl: list, ml: list
     ) -> list[Event]:
         """A few bins (live chunks) given also as Python floats.
@@ -536,7 +208,7 @@ class RockingDetector:
         if tt.size == 0:
             return events
         first = self._prev_t if math.isfinite(self._prev_t) else tt[0]
-        steps = _steps(tt, first)
+        steps = time_steps(tt, first)
         jumps = np.flatnonzero(steps > 1.5 * self.dt).tolist()
         bounds = [0, *jumps, tt.size]
         for a, b in pairwise(bounds):

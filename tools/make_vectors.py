@@ -1,8 +1,9 @@
 """Generate protocol/vectors.json, the spec test vectors of protocol v1.
 
-Run ``python -m knotsense.protocol.make_vectors`` to regenerate the file next
-to this module (``--check`` compares instead of writing, ``--output PATH``
-writes elsewhere). The committed JSON is the source of truth that a C
+A build tool of the repository, not part of the package (the wheel does not
+ship ``tools/``). Run ``python tools/make_vectors.py`` from a checkout to
+regenerate ``protocol/vectors.json`` (``--check`` compares instead of
+writing, ``--output PATH`` writes elsewhere). The committed JSON is the source of truth that a C
 implementation tests against; docs/protocol.md section "Test vectors"
 describes its layout.
 
@@ -94,7 +95,7 @@ from knotsense.protocol.messages import (
 
 FORMAT = "knotsense-protocol-vectors"
 FORMAT_VERSION = 1
-DEFAULT_PATH = Path(__file__).with_name("vectors.json")
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "protocol" / "vectors.json"
 
 
 # --- flat fields <-> records ----------------------------------------------------------------
@@ -891,6 +892,75 @@ def _link_vectors() -> list[dict[str, Any]]:
     return out
 
 
+def _fragment_vectors() -> list[dict[str, Any]]:
+    """Frames cut into v1.1 BLE fragments (spec 6.2) at several MTUs and counters."""
+    from knotsense.protocol.fragment import Fragmenter
+
+    small = build_frame(LogText.TYPE, 7, LogText(20, "ok").encode())
+    full = build_frame(0x7E, 0x1234, bytes((i * 7 + 1) & 0xFF for i in range(MAX_PAYLOAD_SIZE)))
+    cases = [
+        ("one_fragment_mtu23", 23, 0, small),
+        ("full_frame_mtu23", 23, 0, full),
+        ("full_frame_mtu185", 185, 5, full),
+        ("full_frame_mtu247", 247, 15, full),
+        ("full_frame_mtu517", 517, 9, full),
+        ("counter_wraps_mtu23", 23, 14, full[:60]),
+    ]
+    out = []
+    for name, mtu, counter, frame in cases:
+        tx = Fragmenter(mtu)
+        tx.counter = counter
+        out.append(
+            {
+                "name": name,
+                "att_mtu": mtu,
+                "counter": counter,
+                "frame": _hex(frame),
+                "fragments": [_hex(p) for p in tx.split(frame)],
+            }
+        )
+    return out
+
+
+def _fragment_reject_vectors() -> list[dict[str, Any]]:
+    """Fragment sequences with losses, reordering and junk, fed to one fresh reassembler."""
+    from knotsense.protocol.fragment import Fragmenter, Reassembler
+
+    frames = [
+        build_frame(0x7E, seq, bytes((seq + i) & 0xFF for i in range(n)))
+        for seq, n in enumerate((50, 30, 5, 90))
+    ]
+    tx = Fragmenter(23)
+    a, b, c, d = (tx.split(f) for f in frames)
+    cases = [
+        ("lost_middle_fragment", [*a[:1], *a[2:], *b], "a fragment lost: frame dropped, next kept"),
+        ("reordered_fragments", [a[0], a[2], a[1], *a[3:], *b], "a swap costs the frame"),
+        ("lost_start_orphans", [*a[1:], *b], "continues with no start are orphans"),
+        ("lost_end_new_start", [*a[:-1], *b], "a start while rebuilding drops the partial"),
+        ("malformed_packets", [b"", a[0][:1], *c], "packets under 2 bytes are counted"),
+        ("lost_whole_frame", [*a, *c, *d], "a frame lost whole costs nothing else"),
+        (
+            "oversize",
+            [bytes([0x80]) + bytes(19), *[bytes([i]) + bytes(19) for i in range(1, 14)]],
+            "a frame growing past 244 bytes is dropped",
+        ),
+    ]
+    out = []
+    for name, inputs, description in cases:
+        rx = Reassembler()
+        delivered = [f for p in inputs if (f := rx.feed(p)) is not None]
+        out.append(
+            {
+                "name": name,
+                "description": description,
+                "inputs": [_hex(p) for p in inputs],
+                "delivered": [_hex(f) for f in delivered],
+                "stats": {k: v for k, v in rx.stats.as_dict().items() if v},
+            }
+        )
+    return out
+
+
 def build_vectors() -> dict[str, Any]:
     """The whole vectors document."""
     return {
@@ -898,7 +968,7 @@ def build_vectors() -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "protocol_version": PROTOCOL_VERSION,
         "protocol_minor": PROTOCOL_MINOR,
-        "generated_by": "python -m knotsense.protocol.make_vectors",
+        "generated_by": "python tools/make_vectors.py",
         "notes": [
             "Hex strings are lowercase bytes with no separators.",
             "cobs.encoded excludes the 0x00 delimiter; frames[].stream includes it.",
@@ -938,6 +1008,8 @@ def build_vectors() -> dict[str, Any]:
         "rejects": _reject_vectors(),
         "load_index": _load_index_vectors(),
         "link": _link_vectors(),
+        "fragments": _fragment_vectors(),
+        "fragment_rejects": _fragment_reject_vectors(),
     }
 
 
