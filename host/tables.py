@@ -24,7 +24,15 @@ from knotsense.host.lab import FORCE_TYPE, TOTAL_LABEL, UNIT_COUNTS, UNIT_NEWTON
 from knotsense.host.xdf import MAGIC as XDF_MAGIC
 from knotsense.host.xdf import XdfStream, read_xdf
 
-__all__ = ["LOADERS", "ForceTable", "load_csv", "load_force_table", "load_recording", "load_xdf"]
+__all__ = [
+    "LOADERS",
+    "ForceTable",
+    "load_csv",
+    "load_force_table",
+    "load_recording",
+    "load_xdf",
+    "table_of_session",
+]
 
 
 @dataclass(frozen=True)
@@ -117,9 +125,13 @@ def load_recording(path: Path) -> ForceTable:
     """
     from knotsense.host.session import load_session
 
-    session = load_session(path)
+    return table_of_session(load_session(path))
+
+
+def table_of_session(session: Any) -> ForceTable:
+    """A loaded :class:`~knotsense.host.session.Session` as a force table (see load_recording)."""
     if session.n_samples == 0:
-        raise SessionFileError(f"{path}: the recording holds no samples")
+        raise SessionFileError(f"{session.path}: the recording holds no samples")
     n, c = session.raw.shape
     raw = session.raw.astype(np.float64)
     if session.present is not None:
