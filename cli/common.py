@@ -162,7 +162,10 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     """A session file plus the detector options, for commands that analyse one file."""
     parser.add_argument(
-        "file", metavar="FILE", help="a recording (.ksr) or a CSV table (t, forces in N)"
+        "file",
+        metavar="FILE",
+        help="a recording (.ksr), a CSV table (t, forces in N) or an XDF file with a "
+        "knotsense Force stream (.xdf, e.g. from LabRecorder; docs/lsl.md)",
     )
     add_detector_options(parser)
     parser.add_argument(
@@ -186,7 +189,9 @@ def analysis_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from knotsense.host.analysis_options import AnalysisOptions
     from knotsense.host.tables import load_force_table
 
-    args.file = input_file(args.file, "a recording (.ksr) or a CSV table", session=True)
+    args.file = input_file(
+        args.file, "a recording (.ksr), a CSV table or an XDF file (.xdf)", session=True
+    )
     options = AnalysisOptions.from_namespace(args)
     table = load_force_table(args.file)
     calibration = None

@@ -9,6 +9,7 @@ loader returns a :class:`ForceTable`; every problem with the file is a one-line
 from __future__ import annotations
 
 import csv
+import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from knotsense.errors import SessionFileError
+from knotsense.host.lab import FORCE_TYPE, TOTAL_LABEL, UNIT_COUNTS, UNIT_NEWTONS
+from knotsense.host.xdf import MAGIC as XDF_MAGIC
+from knotsense.host.xdf import XdfStream, read_xdf
 
 __all__ = [
     "LOADERS",
@@ -26,6 +30,7 @@ __all__ = [
     "load_csv",
     "load_force_table",
     "load_recording",
+    "load_xdf",
     "table_of_session",
 ]
 
@@ -162,7 +167,7 @@ LOADERS[".ksr"] = load_recording
 
 
 def load_force_table(path: str | Path) -> ForceTable:
-    """Load *path* with the loader for its file type (recordings by their magic bytes)."""
+    """Load *path* with the loader for its file type (recordings and XDF also by their magic)."""
     from knotsense.host.recording import is_recording
 
     p = Path(path)
@@ -170,6 +175,8 @@ def load_force_table(path: str | Path) -> ForceTable:
         raise SessionFileError(f"{p}: no such file")
     if is_recording(p):
         return load_recording(p)
+    if _starts_with(p, XDF_MAGIC):
+        return load_xdf(p)
     loader = LOADERS.get(p.suffix.lower())
     if loader is None or loader is load_recording:
         kinds = ", ".join(sorted(LOADERS))
@@ -180,3 +187,82 @@ def load_force_table(path: str | Path) -> ForceTable:
             f"(known: {kinds})"
         )
     return loader(p)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def is_knotsense_force(stream: XdfStream) -> bool:
+    """A Force stream written by knotsense (ours, or our live outlet via LabRecorder)."""
+    desc = stream.desc
+    return (
+        stream.type == FORCE_TYPE
+        and desc is not None
+        and desc.find("knotsense") is not None
+        and stream.channel_format != "string"
+    )
+
+
+def load_xdf(path: Path) -> ForceTable:
+    """The knotsense Force stream of an XDF file as a force table on the session timeline.
+
+    Forces (columns ``f0..``) when the stream is in newtons; raw counts only
+    (``raw0..``) when it is in counts (analyze/plot then need
+    ``--calibration``). The ``total`` channel is left out (the pipeline sums).
+    ``meta`` is the session metadata stored in the stream's description.
+
+    Raises:
+        SessionFileError: not XDF, malformed, or no knotsense Force stream in it.
+    """
+    p = Path(path)
+    streams = read_xdf(p)
+    ours = [s for s in streams if is_knotsense_force(s)]
+    if not ours:
+        found = ", ".join(f"{s.name!r} ({s.type})" for s in streams) or "none"
+        raise SessionFileError(f"{p}: no knotsense Force stream in this XDF file ({found})")
+    stream = ours[0]
+    desc = stream.desc
+    assert desc is not None
+    ks = desc.find("knotsense")
+    assert ks is not None
+    try:
+        origin = float((ks.findtext("session_start_stream") or "0").strip())
+        meta = json.loads(ks.findtext("metadata") or "{}")
+    except ValueError as exc:
+        raise SessionFileError(f"{p}: malformed knotsense description: {exc}") from None
+    if not isinstance(meta, dict):
+        meta = {}
+    labels, units = [], []
+    for ch in desc.findall("channels/channel"):
+        labels.append((ch.findtext("label") or "").strip())
+        units.append((ch.findtext("unit") or "").strip())
+    if len(labels) != stream.channel_count:
+        raise SessionFileError(
+            f"{p}: stream {stream.name!r} describes {len(labels)} channels, "
+            f"has {stream.channel_count}"
+        )
+    if stream.time_stamps.size == 0:
+        raise SessionFileError(f"{p}: stream {stream.name!r} holds no samples")
+    sensors = [k for k, label in enumerate(labels) if label != TOTAL_LABEL]
+    unit = {units[k] for k in sensors}
+    if len(unit) != 1 or unit - {UNIT_NEWTONS, UNIT_COUNTS}:
+        raise SessionFileError(f"{p}: stream {stream.name!r} has channel units {sorted(unit)}")
+    t = stream.time_stamps - origin
+    steps = np.diff(t)
+    if not np.all(np.isfinite(t)) or (steps.size and not np.all(steps > 0)):
+        raise SessionFileError(f"{p}: stream {stream.name!r} timestamps are not increasing")
+    x = np.asarray(stream.time_series, dtype=np.float64)[:, sensors]
+    names = tuple(labels[k] for k in sensors)
+    if unit == {UNIT_NEWTONS}:
+        return ForceTable(t=t, forces=x, names=names, meta=meta)
+    return ForceTable(
+        t=t, forces=np.empty((t.size, 0)), names=(), raw=x, raw_names=names, meta=meta
+    )
+
+
+LOADERS[".xdf"] = load_xdf
