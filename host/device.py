@@ -373,7 +373,7 @@ class AsyncDevice:
         return loop.time() - started
 
     async def get_info(self) -> DeviceInfo:
-        """Ask the device who it is (cached in :attr:`info`)."""
+        """Ask the device who it is (cached in ``info``)."""
         self.info = info = await self.call(GetInfo())
         return info
 
