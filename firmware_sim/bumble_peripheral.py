@@ -102,6 +102,9 @@ class BumblePeripheral:
         self.connections = 0
         self.notifications_sent = 0
         self.events = 0
+        self.stalls = 0
+        """Connection events the device waited because QUEUE_LIMIT notifications were queued
+        (a real device would have overflowed its transmit buffer: the link did not keep up)."""
         self._hci: Hci | None = None
         self._bumble: Any = None
         self._connection: Any = None
@@ -299,6 +302,8 @@ class BumblePeripheral:
                 if len(link.queue) < QUEUE_LIMIT:
                     vt += interval
                     link.run(vt)
+                else:
+                    self.stalls += 1  # the link is behind: the device waits
                 if not device.link_up:
                     await self._drop(connection, vt)
                     return
