@@ -50,9 +50,16 @@ class BenchPoint:
     hold_s: float = 0.0
     t: float = 0.0
     step: int = -1
+    loaded_s: float | None = None
+    """Seconds the sensor had been under load (since the contact began) at the reading."""
+
+    @property
+    def t_known(self) -> bool:
+        """The reading's device time is known (a table without a ``t_s`` column has NaN)."""
+        return bool(np.isfinite(self.t))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "series": self.series,
             "direction": self.direction,
             "reference_n": round(self.reference_n, 5),
@@ -60,6 +67,11 @@ class BenchPoint:
             "position_mm": list(self.position_mm),
             "hold_s": self.hold_s,
         }
+        if self.loaded_s is not None:
+            d["loaded_s"] = round(self.loaded_s, 3)
+        if self.t_known:
+            d["t_s"] = round(self.t, 3)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BenchPoint:
@@ -70,6 +82,8 @@ class BenchPoint:
             tuple(float(v) for v in d["raw"]),
             position_mm=tuple(float(v) for v in d.get("position_mm", (0, 0))),  # type: ignore[arg-type]
             hold_s=float(d.get("hold_s", 0.0)),
+            loaded_s=None if d.get("loaded_s") is None else float(d["loaded_s"]),
+            t=float(d.get("t_s", np.nan)),
         )
 
 
@@ -156,6 +170,7 @@ class StepTracker:
         self._arrive: float | None = None
         self._creep_arrive: float | None = None
         self._step_started: float | None = None
+        self._contact_t: float | None = None  # when the current contact (load from rest) began
         self.waiting_for_confirm = manual and plan.preloads == 0
         self.reason = ""
         self._unstable = ""
@@ -328,6 +343,8 @@ class StepTracker:
         self.points.append(point)
         self._ready = end
         self._arrive = None
+        if step.direction != "creep":
+            self._creep_arrive = None  # a zero between creep dwells: the next one starts afresh
         self._step_started = None
         self.reason = ""
         self._unstable = ""
@@ -379,6 +396,13 @@ class StepTracker:
                 f"unstable readings: channel {ch} drifted {drift[ch]:.3g} counts during the "
                 f"{self.plan.read_s:g} s reading (limit {allowed[ch]:.3g})"
             )
+        loaded_s = None
+        if step.direction == "zero":
+            self._contact_t = None
+        else:
+            if self._contact_t is None:
+                self._contact_t = self._contact_start()
+            loaded_s = float(start + self.plan.read_s / 2 - self._contact_t)
         point = BenchPoint(
             step.series,
             step.direction,
@@ -390,8 +414,21 @@ class StepTracker:
             step.hold_s,
             float(start),
             step.index,
+            loaded_s,
         )
         return point, ""
+
+    def _contact_start(self) -> float:
+        """When the load last left rest before this step arrived (the reference rose past 2 %)."""
+        arrive = self._arrive if self._arrive is not None else self.t_now
+        if self.manual or self._rn == 0:
+            return arrive
+        rt, rv = self._rtb[: self._rn], self._rvb[: self._rn]
+        before = np.flatnonzero((rt <= arrive) & (rv <= 0.02 * self.plan.full_scale_n))
+        if before.size == 0:
+            return arrive
+        k = int(before[-1]) + 1
+        return float(rt[k]) if k < rt.size else arrive
 
     def _zero_raw(self, step: Step) -> np.ndarray | None:
         for p in reversed(self.points):
@@ -609,13 +646,15 @@ def write_bench_csv(data: BenchData, path: str | Path) -> None:
         w.writerow(
             ["series", "direction", "reference_n"]
             + [f"raw{i}" for i in range(data.channels)]
-            + ["x_mm", "y_mm", "hold_s"]
+            + ["x_mm", "y_mm", "hold_s", "loaded_s", "t_s"]
         )
         for p in data.points:
             w.writerow(
                 [p.series, p.direction, f"{p.reference_n:.6g}"]
                 + [f"{v:.3f}" for v in p.raw]
                 + [f"{p.position_mm[0]:g}", f"{p.position_mm[1]:g}", f"{p.hold_s:g}"]
+                + ["" if p.loaded_s is None else f"{p.loaded_s:.3f}"]
+                + [f"{p.t:.3f}" if p.t_known else ""]
             )
 
 
@@ -662,9 +701,22 @@ def read_bench_csv(path: str | Path) -> BenchData:
             hold = (
                 float(row[idx["hold_s"]]) if "hold_s" in idx and row[idx["hold_s"]].strip() else 0.0
             )
+            loaded = (
+                float(row[idx["loaded_s"]])
+                if "loaded_s" in idx and row[idx["loaded_s"]].strip()
+                else None
+            )
+            t_s = float(row[idx["t_s"]]) if "t_s" in idx and row[idx["t_s"]].strip() else np.nan
             points.append(
                 BenchPoint(
-                    int(row[idx["series"]]), direction, ref, raw, position_mm=pos, hold_s=hold
+                    int(row[idx["series"]]),
+                    direction,
+                    ref,
+                    raw,
+                    position_mm=pos,
+                    hold_s=hold,
+                    t=t_s,
+                    loaded_s=loaded,
                 )
             )
         except (ValueError, IndexError) as exc:
