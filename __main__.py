@@ -1,5 +1,5 @@
 """``python -m knotsense``: the same as the ``knotsense`` command."""
 
-from knotsense.host.cli.main import main
+from knotsense.cli.main import main
 
 raise SystemExit(main())

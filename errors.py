@@ -59,6 +59,13 @@ class DeviceNotFoundError(TransportError):
     """The port, BLE address or advertised name does not exist."""
 
 
+class LinkTooSmallError(TransportError):
+    """The link cannot carry the framing the device speaks (a v1.0 device at a small MTU).
+
+    Retrying does not help: the MTU is what the two stacks agreed on.
+    """
+
+
 class LinkLostError(TransportError):
     """An open link went away (disconnect, read error, closed pty)."""
 

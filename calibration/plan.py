@@ -340,7 +340,7 @@ def plan_scenario_toml(
     """A simulator scenario (TOML) that applies *plan*'s loads, as dead weights on a bench would.
 
     Each step lasts ``settle_s + read_s`` plus margin; series, positions and
-    creep follow the plan. Feed it to ``sim://?scenario=PATH`` or ``render``.
+    creep follow the plan. Feed it to ``sim://?scenario=PATH`` or ``firmware_sim.render.render``.
     """
     step = step_s or (plan.settle_s + plan.read_s + 8.0)
     zero = plan.zero_settle_s + plan.read_s + 8.0

@@ -16,9 +16,9 @@ RELEASE_ENTER (OVERPRESSURE_ENTER) fires above the threshold and not below.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -143,16 +143,29 @@ class CheckResult:
         return self.fired == self.check.should_fire
 
 
-def stand_for(
-    checks: list[Check], sensor: str, channels: int, hold_s: float = 15.0, rest_s: float = 8.0
-):
-    """A SimStand that applies each check's load in turn (simulator only, imported lazily)."""
-    from knotsense.firmware_sim.stand import SimStand
+class LoadStand(Protocol):
+    """What threshold verification needs of a stand: script loads, then read the schedule.
 
-    stand = SimStand(sensor=sensor, channels=channels)
+    :class:`knotsense.firmware_sim.stand.SimStand` is one; the caller builds it and
+    passes it in, so this package never imports the simulator (DESIGN.md layering).
+    """
+
+    def hold(self, force_n: float, duration_s: float) -> Any: ...
+
+    def rest(self, duration_s: float) -> Any: ...
+
+    @property
+    def schedule(self) -> Sequence[Any]: ...
+
+
+def script_stand(
+    stand: LoadStand, checks: list[Check], hold_s: float = 15.0, rest_s: float = 8.0
+) -> LoadStand:
+    """Script *stand* to apply each check's load in turn (from rest); returns *stand*."""
     stand.rest(rest_s)
     for c in checks:
-        stand.hold(c.force_n, hold_s).rest(rest_s)
+        stand.hold(c.force_n, hold_s)
+        stand.rest(rest_s)
     return stand
 
 
@@ -192,7 +205,7 @@ async def verify_on_schedule(
     return out
 
 
-def schedule_windows(stand: Any) -> list[tuple[float, float]]:
+def schedule_windows(stand: LoadStand) -> list[tuple[float, float]]:
     """Device-time windows of the stand's loaded steps (load rising until the next rest starts)."""
     return [(s.start_s, s.end_s) for s in stand.schedule if s.force_n > 0]
 

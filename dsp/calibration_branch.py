@@ -45,14 +45,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from knotsense.dsp.calibration_models import CalibrationModel, FloatArray
+from knotsense.dsp.calibration_models import CalibrationModel, FloatArray, register_model
 from knotsense.errors import CalibrationError
 
 __all__ = ["BranchModel", "BranchStream", "branch_states"]
@@ -72,6 +71,7 @@ def _poly(c: tuple[float, ...], x: FloatArray, lo: float, hi: float) -> FloatArr
     return out
 
 
+@register_model
 @dataclass(frozen=True)
 class BranchModel(CalibrationModel):
     """Loading / unloading branches, branch state from the reading, creep (module docstring)."""
@@ -200,14 +200,6 @@ class BranchModel(CalibrationModel):
             "contact": self.contact,
             "top": self.top,
         }
-
-    @classmethod
-    def from_fields(cls, data: Mapping[str, Any]) -> BranchModel:
-        fields = {k: v for k, v in data.items() if k != "kind"}
-        for key in ("load", "unload", "x_range"):
-            if key in fields:
-                fields[key] = tuple(fields[key])
-        return cls(**fields)
 
     @property
     def stateful(self) -> bool:

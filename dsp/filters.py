@@ -25,7 +25,19 @@ from knotsense.errors import ConfigurationError
 
 FloatArray = NDArray[np.float64]
 
-__all__ = ["BandPass", "BinAverager", "Binned", "LowPass", "SosFilter", "SpikeFilter"]
+__all__ = [
+    "BandPass",
+    "BinAverager",
+    "BinState",
+    "Binned",
+    "LowPass",
+    "SosFilter",
+    "SosState",
+    "SpikeFilter",
+    "SpikeState",
+    "biquad_run",
+    "time_steps",
+]
 
 
 def _as_tx(t: ArrayLike, x: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -36,7 +48,7 @@ def _as_tx(t: ArrayLike, x: ArrayLike) -> tuple[FloatArray, FloatArray]:
     return tt, xx
 
 
-def _steps(t: FloatArray, before: float) -> FloatArray:
+def time_steps(t: FloatArray, before: float) -> FloatArray:
     """``np.diff(t, prepend=before)`` without its per-call overhead (live chunks are tiny)."""
     out = np.empty_like(t)
     out[0] = t[0] - before
@@ -44,27 +56,44 @@ def _steps(t: FloatArray, before: float) -> FloatArray:
     return out
 
 
-def _sosfilt_small(sos: list, x: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """``scipy.signal.sosfilt`` along axis 0 for a handful of samples, bit for bit.
+def biquad_run(
+    sections: list[list[float]], state: list[list[float]], xs: list[float]
+) -> list[float]:
+    """The one biquad kernel: run second-order *sections* over the samples *xs*.
 
-    Same transposed direct form II, same operation order, so the result is
-    identical; it only skips scipy's per-call checks (~150 us), which dominate
-    when a live chunk brings two or three decimated samples.
+    ``sections`` holds ``[b0, b1, b2, a0, a1, a2]`` rows (``a0 == 1``) and
+    ``state`` one ``[z0, z1]`` pair per section, updated in place. The form is
+    scipy's transposed direct form II with its operation order, so the result
+    equals ``scipy.signal.sosfilt`` bit for bit; it only skips scipy's per-call
+    checks (~150 us), which dominate when a live chunk brings a few samples.
+    Sections run one after the other over the whole list (each sees the
+    previous one's complete output), which gives the same numbers as running
+    sample by sample and keeps the inner loop on local floats.
     """
-    n, k = x.shape
+    for (b0, b1, b2, _a0, a1, a2), zs in zip(sections, state, strict=True):
+        z0, z1 = zs
+        out = []
+        append = out.append
+        for xc in xs:
+            xn = b0 * xc + z0
+            z0 = b1 * xc - a1 * xn + z1
+            z1 = b2 * xc - a2 * xn
+            append(xn)
+        zs[0], zs[1] = z0, z1
+        xs = out
+    return xs
+
+
+def _sosfilt_small(sos: list, x: FloatArray, zi: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``scipy.signal.sosfilt`` along axis 0 for a handful of samples (``(n, k)``), bit for
+    bit, through :func:`biquad_run` one column at a time."""
     out = np.empty_like(x)
-    z = zi.tolist()
-    xs = x.tolist()
-    for j in range(k):
-        for i in range(n):
-            xc = xs[i][j]
-            for s, (b0, b1, b2, _a0, a1, a2) in enumerate(sos):
-                zs = z[s]
-                xn = b0 * xc + zs[0][j]
-                zs[0][j] = b1 * xc - a1 * xn + zs[1][j]
-                zs[1][j] = b2 * xc - a2 * xn
-                xc = xn
-            out[i, j] = xc
+    z = zi.tolist()  # (sections, 2, k)
+    for j in range(x.shape[1]):
+        col = [[zs[0][j], zs[1][j]] for zs in z]
+        out[:, j] = biquad_run(sos, col, x[:, j].tolist())
+        for zs, (z0, z1) in zip(z, col, strict=True):
+            zs[0][j], zs[1][j] = z0, z1
     return out, np.array(z)
 
 
@@ -72,6 +101,22 @@ def _check_positive(**values: float) -> None:
     for name, value in values.items():
         if not (np.isfinite(value) and value > 0):
             raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SpikeState:
+    """What a :class:`SpikeFilter` carries between calls.
+
+    Attributes:
+        history: the last ``window - 1`` raw input values (NaN before any).
+        last_t: time of the last valid sample (-inf before the first).
+        since: valid samples since the last hole, capped at ``window`` (a
+            sample is judged only when ``window - 1`` precede it in its run).
+    """
+
+    history: FloatArray
+    last_t: float
+    since: int
 
 
 class SpikeFilter:
@@ -102,10 +147,46 @@ class SpikeFilter:
 
     def reset(self) -> None:
         """Forget the history (the next ``window - 1`` samples pass unchanged)."""
-        self._hist = np.full(self.window - 1, np.nan)
-        self._last_t = -np.inf
-        self._since = 0
+        self.history = np.full(self.window - 1, np.nan)
+        self.last_t = -math.inf
+        self.since = 0
         self.replaced = 0
+
+    @property
+    def state(self) -> SpikeState:
+        """The carried state: restore it with :meth:`set_state`."""
+        return SpikeState(self.history.copy(), self.last_t, self.since)
+
+    def set_state(self, state: SpikeState) -> None:
+        """Continue from *state*; ``history`` is kept as given (not copied)."""
+        if state.history.shape != (self.window - 1,):
+            raise ConfigurationError(f"spike history must hold {self.window - 1} values")
+        self.history, self.last_t, self.since = state.history, float(state.last_t), state.since
+
+    @property
+    def ready(self) -> bool:
+        """The window is full: the next sample (without a hole before it) is judged."""
+        return self.since >= self.window - 1
+
+    def _candidates(self, ext: FloatArray, n: int) -> NDArray[np.bool_]:
+        """Samples of ``ext[window - 1:]`` that jump by more than ``min_jump`` from one of
+        their ``window // 2`` predecessors: the only ones the rule can replace."""
+        w = self.window
+        cur = ext[w - 1 :]
+        cand = np.abs(cur - ext[w - 2 : w - 2 + n]) > self.min_jump
+        for k in range(2, w // 2 + 1):
+            cand |= np.abs(cur - ext[w - 1 - k : w - 1 - k + n]) > self.min_jump
+        return cand
+
+    def _rule(self, ext: FloatArray, ci: NDArray) -> tuple[NDArray, FloatArray]:
+        """The Hampel rule on candidates *ci* (indices into ``ext[window - 1:]``): those to
+        replace and their window medians."""
+        win = np.lib.stride_tricks.sliding_window_view(ext, self.window)[ci]
+        med = np.median(win, axis=1)
+        mad = np.median(np.abs(win - med[:, None]), axis=1)
+        limit = np.maximum(self.n_sigmas * 1.4826 * mad, self.min_jump)
+        hit = np.abs(win[:, -1] - med) > limit
+        return ci[hit], med[hit]
 
     def process(self, t: ArrayLike, x: ArrayLike) -> tuple[FloatArray, NDArray[np.bool_]]:
         """Cleaned copy of 1-D *x* and a mask of the replaced samples."""
@@ -124,73 +205,71 @@ class SpikeFilter:
         n = xv.size
         if n == 0:
             return out, flagged
-        w, half = self.window, self.window // 2
-        ext = np.concatenate((self._hist, xv))
+        w = self.window
+        ext = np.concatenate((self.history, xv))
         # Each sample is judged only on a full window inside its own run of data:
         # samples before a long gap must not judge samples after it.
         pos = np.arange(n)
-        is_gap = _steps(tv, self._last_t) > self.max_gap
-        seg_start = np.maximum.accumulate(np.where(is_gap, pos, -self._since))
-        judged = pos - seg_start >= w - 1
-        # Candidates: a jump > min_jump from one of the `half` previous samples.
-        cur = ext[w - 1 :]
-        cand = np.zeros(n, dtype=bool)
-        for k in range(1, half + 1):
-            cand |= np.abs(cur - ext[w - 1 - k : w - 1 - k + n]) > self.min_jump
-        cand &= judged
+        is_gap = time_steps(tv, self.last_t) > self.max_gap
+        seg_start = np.maximum.accumulate(np.where(is_gap, pos, -self.since))
+        cand = self._candidates(ext, n) & (pos - seg_start >= w - 1)
         ci = np.flatnonzero(cand)
         if ci.size:
-            win = np.lib.stride_tricks.sliding_window_view(ext, w)[ci]
-            med = np.median(win, axis=1)
-            mad = np.median(np.abs(win - med[:, None]), axis=1)
-            limit = np.maximum(self.n_sigmas * 1.4826 * mad, self.min_jump)
-            hit = np.abs(win[:, -1] - med) > limit
-            ci, med = ci[hit], med[hit]
+            ci, med = self._rule(ext, ci)
             target = ci if idx is None else idx[ci]
             out[target] = med
             flagged[target] = True
             self.replaced += int(ci.size)
         # History keeps raw values: the Hampel window judges the input, not the output.
-        tail = ext[-(w - 1) :]
-        self._hist = tail.copy()
-        self._last_t = float(tv[-1])
-        self._since = int(min(n - seg_start[-1], w))
+        self.history = ext[-(w - 1) :].copy()
+        self.last_t = float(tv[-1])
+        self.since = int(min(n - seg_start[-1], w))
         return out, flagged
 
-    def _clean(self, t_last: float, xv: FloatArray) -> tuple[FloatArray, NDArray | None]:
+    def process_continuous(
+        self, t_last: float, xv: FloatArray
+    ) -> tuple[FloatArray, NDArray | None]:
         """:meth:`process` for a chunk known to have no NaN and no step over ``max_gap``
-        (the caller checked, including the step from the previous chunk).
+        (the caller checked, including the step from the previous chunk), ending at
+        *t_last*: the same result with fewer array calls.
 
         Returns the cleaned values (*xv* itself when nothing was replaced) and the
         indices of the replaced samples (or None).
         """
         n = xv.size
-        w, half = self.window, self.window // 2
-        ext = np.concatenate((self._hist, xv))
-        cur = ext[w - 1 :]
-        cand = np.abs(cur - ext[w - 2 : w - 2 + n]) > self.min_jump
-        for k in range(2, half + 1):
-            cand |= np.abs(cur - ext[w - 1 - k : w - 1 - k + n]) > self.min_jump
-        since = self._since
+        w = self.window
+        ext = np.concatenate((self.history, xv))
+        cand = self._candidates(ext, n)
+        since = self.since
         if since < w - 1:
             cand[: w - 1 - since] = False  # not yet a full window in this run of data
         ci = np.flatnonzero(cand)
         out, target = xv, None
         if ci.size:
-            win = np.lib.stride_tricks.sliding_window_view(ext, w)[ci]
-            med = np.median(win, axis=1)
-            mad = np.median(np.abs(win - med[:, None]), axis=1)
-            limit = np.maximum(self.n_sigmas * 1.4826 * mad, self.min_jump)
-            hit = np.abs(win[:, -1] - med) > limit
-            if hit.any():
-                target = ci[hit]
+            hit, med = self._rule(ext, ci)
+            if hit.size:
+                target = hit
                 out = xv.copy()
-                out[target] = med[hit]
+                out[target] = med
                 self.replaced += int(target.size)
-        self._hist = ext[-(w - 1) :].copy()
-        self._last_t = t_last
-        self._since = min(n + since, w)
+        self.history = ext[-(w - 1) :].copy()
+        self.last_t = t_last
+        self.since = min(n + since, w)
         return out, target
+
+
+@dataclass(frozen=True)
+class SosState:
+    """What a :class:`SosFilter` carries between calls.
+
+    Attributes:
+        zi: the section states, ``(sections, 2, columns)``; None before the first
+            sample (the next one starts the filter in its steady state).
+        last_t: time of the last sample filtered (-inf before the first).
+    """
+
+    zi: FloatArray | None
+    last_t: float
 
 
 class SosFilter:
@@ -214,7 +293,18 @@ class SosFilter:
         """Forget the state; the next sample starts the filter in steady state."""
         self._zi_arr: FloatArray | None = None
         self._zl: list[list[float]] | None = None  # the same state as Python floats (1-D)
-        self._last_t = -np.inf
+        self.last_t = -math.inf
+
+    @property
+    def state(self) -> SosState:
+        """The carried state (a copy): restore it with :meth:`set_state`."""
+        zi = self._zi
+        return SosState(None if zi is None else zi.copy(), self.last_t)
+
+    def set_state(self, state: SosState) -> None:
+        """Continue from *state* (as :attr:`state` returned it)."""
+        self._zi = None if state.zi is None else np.array(state.zi, dtype=np.float64)
+        self.last_t = float(state.last_t)
 
     @property
     def _zi(self) -> FloatArray | None:
@@ -227,14 +317,15 @@ class SosFilter:
     def _zi(self, value: FloatArray | None) -> None:
         self._zi_arr, self._zl = value, None
 
-    def _small(self, tl: list[float], xl: list[float]) -> list[float] | None:
-        """A few samples of a 1-D signal in plain Python, bit for bit ``sosfilt``.
+    def process_floats(self, t: list[float], x: list[float]) -> list[float] | None:
+        """A few samples of a 1-D signal as Python floats, bit for bit :meth:`process`.
 
-        Returns None (nothing changed) when the vector path must run instead:
-        NaNs, a hole longer than ``max_gap``, or the very first sample.
+        Returns None, with nothing changed, when the array path must run
+        instead: NaNs, a hole longer than ``max_gap``, the very first sample or
+        a multi-column state.
         """
-        prev, max_gap = self._last_t, self.max_gap
-        for tv, xv in zip(tl, xl, strict=True):
+        prev, max_gap = self.last_t, self.max_gap
+        for tv, xv in zip(t, x, strict=True):
             if tv - prev > max_gap or xv != xv:
                 return None
             prev = tv
@@ -245,63 +336,14 @@ class SosFilter:
             zl = self._zi_arr[:, :, 0].tolist()
             self._zi_arr = None
             self._zl = zl
-        out = []
-        for xc in xl:
-            for (b0, b1, b2, _a0, a1, a2), zs in zip(self._sos_list, zl, strict=True):
-                xn = b0 * xc + zs[0]
-                zs[0] = b1 * xc - a1 * xn + zs[1]
-                zs[1] = b2 * xc - a2 * xn
-                xc = xn
-            out.append(xc)
-        self._last_t = prev
-        return out
-
-    def _run_list(self, xl: list[float], t_last: float) -> list[float]:
-        """:meth:`_small` for finite samples on the grid, continuing a 1-D state held as
-        Python floats (``_zl``): the caller checked all of that."""
-        zl = self._zl
-        assert zl is not None
-        out = []
-        if len(zl) == 1:
-            (b0, b1, b2, _a0, a1, a2), z = self._sos_list[0], zl[0]
-            z0, z1 = z
-            for xc in xl:
-                xn = b0 * xc + z0
-                z0 = b1 * xc - a1 * xn + z1
-                z1 = b2 * xc - a2 * xn
-                out.append(xn)
-            z[0], z[1] = z0, z1
-        elif len(zl) == 2:
-            (b0, b1, b2, _a0, a1, a2), (c0, c1, c2, _c0, d1, d2) = self._sos_list
-            z, y = zl
-            z0, z1 = z
-            y0, y1 = y
-            for xc in xl:
-                xn = b0 * xc + z0
-                z0 = b1 * xc - a1 * xn + z1
-                z1 = b2 * xc - a2 * xn
-                yn = c0 * xn + y0
-                y0 = c1 * xn - d1 * yn + y1
-                y1 = c2 * xn - d2 * yn
-                out.append(yn)
-            z[0], z[1], y[0], y[1] = z0, z1, y0, y1
-        else:
-            sections = list(zip(self._sos_list, zl, strict=True))
-            for xc in xl:
-                for (b0, b1, b2, _a0, a1, a2), zs in sections:
-                    xn = b0 * xc + zs[0]
-                    zs[0] = b1 * xc - a1 * xn + zs[1]
-                    zs[1] = b2 * xc - a2 * xn
-                    xc = xn
-                out.append(xc)
-        self._last_t = t_last
-        return out
+        self.last_t = prev
+        return biquad_run(self._sos_list, zl, x)
 
     def process(self, t: ArrayLike, x: ArrayLike) -> FloatArray:
         """Filtered *x* (same shape); NaN where *x* is NaN."""
         tt, xx = _as_tx(t, x)
         if xx.ndim == 1 and 0 < xx.size <= 32:
-            small = self._small(tt.tolist(), xx.tolist())
+            small = self.process_floats(tt.tolist(), xx.tolist())
             if small is not None:
                 return np.array(small)
         out = np.full(xx.shape, np.nan)
@@ -317,7 +359,7 @@ class SosFilter:
             tv, xv = tt[rows], cols[rows]
         if tv.size == 0:
             return out
-        steps = _steps(tv, self._last_t)
+        steps = time_steps(tv, self.last_t)
         cuts = np.flatnonzero(steps > self.max_gap)
         bounds = [0, *cuts.tolist(), tv.size]
         yv = np.empty_like(xv)
@@ -330,7 +372,7 @@ class SosFilter:
                 yv[a:b], self._zi = _sosfilt_small(self._sos_list, xv[a:b], self._zi)
             else:
                 yv[a:b], self._zi = signal.sosfilt(self.sos, xv[a:b], axis=0, zi=self._zi)
-        self._last_t = float(tv[-1])
+        self.last_t = float(tv[-1])
         if rows is None:
             return yv.reshape(xx.shape)
         flat = out.reshape(cols.shape)
@@ -380,6 +422,25 @@ class Binned:
     counts: NDArray[np.int64] = field(repr=False)
 
 
+@dataclass(frozen=True)
+class BinState:
+    """What a :class:`BinAverager` carries between calls.
+
+    Attributes:
+        tail_t: times of the samples of the open (not yet complete) bin.
+        tail_x: their values, ``(n, k)``; None before the first call.
+        tail_drop: which of them are dropped rows; None when none is.
+        last_k: index (``floor(t * rate)``) of the last bin emitted, or None.
+        last_x: that bin's means (the left end of an interpolated fill).
+    """
+
+    tail_t: FloatArray
+    tail_x: FloatArray | None
+    tail_drop: NDArray[np.bool_] | None
+    last_k: int | None
+    last_x: FloatArray | None
+
+
 class BinAverager:
     """Average samples into a fixed time grid (``floor(t * rate)``): a decimator for
     irregular timestamps.
@@ -404,6 +465,16 @@ class BinAverager:
         self._tail_drop: NDArray[np.bool_] | None = None  # None: no row of the tail is dropped
         self._last_k: int | None = None
         self._last_x: FloatArray | None = None
+
+    @property
+    def state(self) -> BinState:
+        """The carried state (arrays shared, not copied): restore it with :meth:`set_state`."""
+        return BinState(self._tail_t, self._tail_x, self._tail_drop, self._last_k, self._last_x)
+
+    def set_state(self, state: BinState) -> None:
+        """Continue from *state*; its arrays are kept as given (do not modify them)."""
+        self._tail_t, self._tail_x, self._tail_drop = state.tail_t, state.tail_x, state.tail_drop
+        self._last_k, self._last_x = state.last_k, state.last_x
 
     def _tail_drops(self) -> NDArray[np.bool_]:
         if self._tail_drop is None:

@@ -7,22 +7,29 @@ and for release timing, and is what makes an hour of 8 x 1 kHz cost about as
 much as a single low-pass filter.
 
 Live use: ``process(t, x)`` per chunk, ``finish()`` at the end. Offline use:
-:func:`analyze`, which is the same object fed the whole record.
+:func:`analyze`, which is the same object fed the whole record. The settings
+live in :mod:`knotsense.dsp.config`, the records returned in
+:mod:`knotsense.dsp.results` (both re-exported here). A new detector kind
+implements :class:`~knotsense.dsp.detectors.BinDetector` and is appended to
+``Pipeline.extra_detectors``: it then sees every bin and is finished and reset
+with the others.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from knotsense.dsp.calibration_models import Calibration
+from knotsense.dsp.config import LIVE_BLOCK_S, PipelineConfig
 from knotsense.dsp.detectors import (
+    BinDetector,
     ContactDetector,
+    DetectorInput,
     Episode,
     Event,
     Onset,
@@ -30,7 +37,17 @@ from knotsense.dsp.detectors import (
     ReleaseDetector,
     RockingDetector,
 )
-from knotsense.dsp.filters import BandPass, BinAverager, Binned, LowPass, SpikeFilter
+from knotsense.dsp.filters import (
+    BandPass,
+    BinAverager,
+    Binned,
+    BinState,
+    LowPass,
+    SpikeFilter,
+    SpikeState,
+)
+from knotsense.dsp.quality import QualityCounter, QualityStats
+from knotsense.dsp.results import Analysis, PipelineOutput
 from knotsense.dsp.signals import _row_sum, balance_axis, centre_of_pressure
 from knotsense.errors import ConfigurationError
 
@@ -49,184 +66,7 @@ __all__ = [
 _MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 _SMALL_BINS = 32  # up to this many bins per call, filters and detectors run on floats
 _SMALL_CHUNK = 16  # up to this many samples per call, times are checked on floats
-LIVE_BLOCK_S = 0.2  # the processing block live tools use (see PipelineConfig.block)
 _KIND_ORDER = {"contact": 0, "release": 1, "overpressure": 2, "rocking": 3}
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Every knob of the chain, with the documented defaults (DESIGN.md).
-
-    Attributes:
-        release_threshold: release level (N); None disables release detection.
-        hold: seconds a release must last (60; 60-90 s is the clinical range).
-        gap: dips below the threshold up to this long are bridged (s).
-        max_force: the user's maximum (N); None disables overpressure.
-        overpressure_time: overpressure needs the level above max for this long (s).
-        contact_floor: contact when the level is above this (N).
-        rocking_*: band (Hz), swing ``max(min_p2p, rel_p2p * mean)`` and cycle count.
-        rocking_source: "total" or "balance" (load moved along the sensor layout).
-        detector_rate: rate of the decimated stream the detectors see (Hz).
-        level_cutoff: low-pass cutoff for the pressure level (Hz).
-        band: band-pass for oscillations (Hz).
-        max_gap: a hole in the data longer than this restarts the filters (s);
-            shorter holes are bridged by interpolation.
-        quality_gap: holes longer than this are counted as gaps in the summary (s).
-        spike_*: Hampel window (samples), threshold (MADs) and floor (N).
-        positions: channel positions in mm (one row per channel), for the
-            centre of pressure and the balance signal.
-        saturation: (low, high) input values counted as saturated (counts when
-            a calibration is given, N otherwise).
-        calibration: raw counts -> N; None when the input is already in N.
-        block: live processing block (s). 0 runs the chain on every ``process``
-            call; a positive value queues input until it spans this long and
-            runs the chain once on all of it, so a stream of small chunks (a
-            sample frame is about 10 ms) pays the per-call cost a few times a
-            second. Events then come up to ``block`` later; the results are
-            the same, since the chain does not depend on chunking. Keep it at
-            most 0.2 s for "release reached" within 0.5 s of the hold. Queued
-            arrays are kept, not copied: do not refill them in place.
-    """
-
-    release_threshold: float | None = None
-    hold: float = 60.0
-    gap: float = 2.0
-    max_force: float | None = None
-    overpressure_time: float = 1.0
-    contact_floor: float = 5.0
-    contact_gap: float = 0.5
-    contact_min: float = 0.5
-    rocking_min_freq: float = 0.4
-    rocking_max_freq: float = 3.0
-    rocking_min_p2p: float = 8.0
-    rocking_rel_p2p: float = 0.15
-    rocking_min_cycles: int = 3
-    rocking_source: str = "total"
-    detector_rate: float = 25.0
-    level_cutoff: float = 1.0
-    band: tuple[float, float] = (0.15, 6.0)
-    max_gap: float = 0.5
-    quality_gap: float = 0.1
-    spike_window: int = 5
-    spike_sigmas: float = 4.0
-    spike_min_jump: float = 5.0
-    positions: tuple[tuple[float, ...], ...] | None = None
-    saturation: tuple[float, float] | None = None
-    calibration: Calibration | None = None
-    block: float = 0.0
-
-    def __post_init__(self) -> None:
-        def positive(name: str, value: float | None, allow_none: bool = False) -> None:
-            if value is None and allow_none:
-                return
-            if value is None or not (math.isfinite(value) and value > 0):
-                raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
-
-        positive("release threshold", self.release_threshold, allow_none=True)
-        positive("max force", self.max_force, allow_none=True)
-        for name in ("hold", "overpressure_time", "contact_floor", "detector_rate"):
-            positive(name.replace("_", " "), getattr(self, name))
-        for name in ("level_cutoff", "max_gap", "quality_gap", "rocking_min_freq"):
-            positive(name.replace("_", " "), getattr(self, name))
-        if not (math.isfinite(self.block) and 0 <= self.block <= 1.0):
-            raise ConfigurationError(f"block must be 0..1 s, got {self.block!r}")
-        if not (math.isfinite(self.gap) and self.gap >= 0):
-            raise ConfigurationError(f"gap must be >= 0 s, got {self.gap!r}")
-        if (
-            self.max_force is not None
-            and self.release_threshold is not None
-            and self.max_force <= self.release_threshold
-        ):
-            raise ConfigurationError(
-                f"max force {self.max_force} N must be above the release threshold "
-                f"{self.release_threshold} N"
-            )
-        if self.rocking_source not in ("total", "balance"):
-            raise ConfigurationError(
-                f"rocking source must be total or balance, not {self.rocking_source!r}"
-            )
-        if self.rocking_source == "balance" and self.positions is None:
-            raise ConfigurationError("rocking on the balance needs channel positions")
-        if not self.rocking_min_freq < self.rocking_max_freq:
-            raise ConfigurationError("rocking min frequency must be below the max frequency")
-        if self.rocking_min_cycles < 1:
-            raise ConfigurationError("rocking needs at least one cycle")
-        if (
-            self.rocking_max_freq * 1.1 >= self.detector_rate / 2
-            or self.band[1] >= self.detector_rate / 2
-        ):
-            raise ConfigurationError(
-                f"detector rate {self.detector_rate} Hz is too low for rocking up to "
-                f"{self.rocking_max_freq} Hz and a band up to {self.band[1]} Hz"
-            )
-
-
-@dataclass(frozen=True)
-class QualityStats:
-    """Signal quality seen so far (for the summary)."""
-
-    samples: int
-    nan_samples: int
-    spikes: int
-    saturated: int
-    gaps: tuple[tuple[float, float], ...]
-    gap_time: float
-    first_t: float
-    last_t: float
-    filled_bins: int
-
-    def to_dict(self) -> dict[str, Any]:
-        longest = max((b - a for a, b in self.gaps), default=0.0)
-        span = self.last_t - self.first_t if self.samples > 1 else 0.0
-        rate = (
-            (self.samples - self.nan_samples - 1) / (span - self.gap_time)
-            if span > self.gap_time
-            else 0.0
-        )
-        return {
-            "samples": self.samples,
-            "sample_rate_hz": round(rate, 2),
-            "gaps": len(self.gaps),
-            "gap_time_s": round(self.gap_time, 3),
-            "longest_gap_s": round(longest, 3),
-            "nan_samples": self.nan_samples,
-            "spikes_removed": self.spikes,
-            "saturated_samples": self.saturated,
-        }
-
-
-@dataclass(frozen=True)
-class PipelineOutput:
-    """What one ``process`` call produced: new bins and the events they completed.
-
-    Attributes:
-        t: bin centres (s); ``total`` their mean total force, ``level`` the low-passed
-            total, ``osc`` the band-passed rocking signal, ``channels`` per-channel
-            means (N), ``cop`` the centre of pressure (mm) when positions are known.
-        events: onsets and closed episodes, in the order they were detected.
-    """
-
-    t: FloatArray
-    total: FloatArray
-    level: FloatArray
-    osc: FloatArray
-    channels: FloatArray
-    cop: FloatArray | None
-    events: tuple[Event, ...] = field(default=())
-
-    @staticmethod
-    def concat(parts: list[PipelineOutput]) -> PipelineOutput:
-        """Join consecutive outputs (offline)."""
-        cops = [p.cop for p in parts if p.cop is not None]
-        return PipelineOutput(
-            np.concatenate([p.t for p in parts]),
-            np.concatenate([p.total for p in parts]),
-            np.concatenate([p.level for p in parts]),
-            np.concatenate([p.osc for p in parts]),
-            np.concatenate([p.channels for p in parts]),
-            np.concatenate(cops) if cops and len(cops) == len(parts) else None,
-            tuple(e for p in parts for e in p.events),
-        )
 
 
 class Pipeline:
@@ -272,21 +112,22 @@ class Pipeline:
         self._balance = c.rocking_source == "balance" and c.positions is not None
         # Every step of a chunk spanning at most this long is short enough for the fast path.
         self._span_ok = min(c.quality_gap, c.max_gap)
-        self._qgap = c.quality_gap
+        self._quality = QualityCounter(c.quality_gap, c.saturation)
         self._counts: dict[tuple[int, ...], FloatArray] = {}  # bin sizes -> divisor column
         self._band_upper = c.max_force if c.max_force is not None else np.inf
         self._positions = (
             np.asarray(c.positions, dtype=np.float64) if c.positions is not None else None
         )
+        # Detectors that see every bin through BinDetector.process_bins (new kinds go here).
+        self.extra_detectors: list[BinDetector] = []
         self.reset()
 
     def reset(self) -> None:
         """Forget everything: a new session."""
-        for part in (self._spikes, self._bins, self._low, self._band, self.contact, self.rocking):
+        for part in (self._spikes, self._bins, self._low, self._band):
             part.reset()
-        for det in (self.release, self.overpressure):
-            if det is not None:
-                det.reset()
+        for det in self.detectors:
+            det.reset()
         self.channels: int | None = None
         self._wvec: FloatArray | None = None
         self._empty: PipelineOutput | None = None
@@ -296,32 +137,18 @@ class Pipeline:
         self._last_t = -math.inf
         self._pending: list[tuple[FloatArray, NDArray]] = []  # queued input (block > 0)
         self._pending_t0 = self._pending_dmax = 0.0
-        self._last_valid_t = math.nan
-        self._first_t = math.nan
-        self._samples = self._nan = self._saturated = self._filled = 0
-        self._gaps: list[tuple[float, float]] = []
-        self._gap_time = 0.0
+        self._quality.reset()
         self.band_bins = 0
 
     @property
     def detectors(self) -> list[Any]:
         """The active detectors (release and overpressure only when configured)."""
         dets: list[Any] = [self.contact, self.release, self.overpressure, self.rocking]
-        return [d for d in dets if d is not None]
+        return [d for d in dets if d is not None] + list(self.extra_detectors)
 
     @property
     def quality(self) -> QualityStats:
-        return QualityStats(
-            self._samples,
-            self._nan,
-            self._spikes.replaced,
-            self._saturated,
-            tuple(self._gaps),
-            self._gap_time,
-            self._first_t,
-            self._last_valid_t,
-            self._filled,
-        )
+        return self._quality.stats(self._spikes.replaced)
 
     @property
     def band_time(self) -> float:
@@ -441,26 +268,27 @@ class Pipeline:
         else:
             chans[...] = c.calibration.apply(xx)
             total = np.vecdot(chans, self._wvec)
-        self._count_saturated(xx)
-        self._samples += n
+        quality = self._quality
+        quality.count_saturated(xx)
+        quality.samples += n
         if xx.dtype.kind in "iub" and self._gains is not None:
             n_bad = 0  # integer counts through an affine calibration: no NaN possible
         else:
             bad = np.isnan(total)
             n_bad = int(np.count_nonzero(bad))
         if n_bad:
-            self._nan += n_bad
-            self._quality_steps(tt[~bad])
+            quality.nan += n_bad
+            quality.steps(tt[~bad])
             clean, flagged = self._spikes.process(tt, total)
             stacked[:, 0] = clean
             if flagged.any():
                 chans[flagged] = np.nan  # a spike sample says nothing about any channel
             return self._run(self._bins.process(tt, stacked, drop=bad))
         # The common case: no NaN. Gaps are known from the steps already computed.
-        self._quality_clean(t0, t1, dmax, tt)
+        quality.clean(t0, t1, dmax, tt)
         spikes = self._spikes
-        if t0 - spikes._last_t <= spikes.max_gap and dmax <= spikes.max_gap:
-            clean, hit = spikes._clean(t1, total)
+        if t0 - spikes.last_t <= spikes.max_gap and dmax <= spikes.max_gap:
+            clean, hit = spikes.process_continuous(t1, total)
             stacked[:, 0] = clean
             if hit is not None:
                 chans[hit] = np.nan
@@ -470,21 +298,6 @@ class Pipeline:
             if flagged.any():
                 chans[flagged] = np.nan
         return self._run(self._bins.process(tt, stacked))
-
-    def _count_saturated(self, xx: NDArray) -> None:
-        if self.config.saturation is not None:
-            lo, hi = self.config.saturation
-            self._saturated += int(((xx <= lo) | (xx >= hi)).any(axis=1).sum())
-
-    def _quality_clean(self, t0: float, t1: float, dmax: float, tt: FloatArray) -> None:
-        """Quality bookkeeping for a chunk without NaN (steps already known)."""
-        if math.isnan(self._first_t):
-            self._first_t = t0
-        prev = self._last_valid_t if not math.isnan(self._last_valid_t) else t0
-        qg = self.config.quality_gap
-        if t0 - prev > qg or dmax > qg:
-            self._quality_steps(tt)
-        self._last_valid_t = t1
 
     def _fast(
         self, tt: FloatArray, xx: NDArray, t0: float, t1: float, dmax: float
@@ -501,17 +314,18 @@ class Pipeline:
         """
         spikes, bins = self._spikes, self._bins
         w = spikes.window
+        bs = bins.state
+        last_k, tail_x = bs.last_k, bs.tail_x
         if (
-            spikes._since < w - 1
-            or t0 - spikes._last_t > spikes.max_gap
+            not spikes.ready
+            or t0 - spikes.last_t > spikes.max_gap
             or dmax > spikes.max_gap
-            or bins._last_k is None
-            or bins._tail_drop is not None
-            or bins._tail_x is None
+            or last_k is None
+            or bs.tail_drop is not None
+            or tail_x is None
         ):
             return None
         n, ch = xx.shape
-        tail_x = bins._tail_x
         nt = tail_x.shape[0]
         if nt and not self._tail_clean:
             if not np.isfinite(tail_x).all():
@@ -525,7 +339,7 @@ class Pipeline:
         chans[...] = xx
         # The total (calibrated) behind the spike filter's history.
         ext = np.empty(w - 1 + n)
-        ext[: w - 1] = spikes._hist
+        ext[: w - 1] = spikes.history
         total = ext[w - 1 :]
         np.vecdot(chans, self._wvec, out=total)
         if self._gains is not None:
@@ -543,10 +357,10 @@ class Pipeline:
                 return None
         stacked[nt:, 0] = total
         rate = bins.rate
-        first = bins._tail_t.item(0) if nt else t0
+        first = bs.tail_t.item(0) if nt else t0
         kf, kl = math.floor(first * rate), math.floor(t1 * rate)
         if kf != kl:
-            if kf - bins._last_k != 1:
+            if kf - last_k != 1:
                 return None
             # Bin K starts at the first sample with t * rate >= K (floor is monotone).
             ks = np.arange(kf + 1, kl + 1, dtype=np.float64)
@@ -561,19 +375,16 @@ class Pipeline:
                 prev = i
         # Committed: every state below changes as the general path would change it.
         self._last_t = t1
-        self._samples += n
-        self._count_saturated(xx)
-        if t0 - self._last_valid_t > self._qgap or dmax > self._qgap:
-            self._quality_steps(tt)  # (the first sample set _first_t already)
-        self._last_valid_t = t1
+        quality = self._quality
+        quality.samples += n
+        quality.count_saturated(xx)
+        quality.clean(t0, t1, dmax, tt)
         hist = ext[-(w - 1) :]
-        spikes._hist = hist if n <= 4096 else hist.copy()
-        spikes._last_t = t1
-        spikes._since = w
+        spikes.set_state(SpikeState(hist if n <= 4096 else hist.copy(), t1, w))
         self._tail_clean = True
         if kf == kl:  # no bin completes: the open bin grows
-            bins._tail_t = np.concatenate((bins._tail_t, tt)) if nt else tt
-            bins._tail_x = stacked
+            tail_t = np.concatenate((bs.tail_t, tt)) if nt else tt
+            bins.set_state(BinState(tail_t, stacked, None, last_k, bs.last_x))
             assert self._empty is not None
             return self._empty
         last = starts.pop()
@@ -585,46 +396,19 @@ class Pipeline:
             counts = self._counts[key] = np.array(key, np.float64)[:, None]
         means = np.add.reduceat(stacked[:last], starts, axis=0)
         means /= counts
-        bins._tail_t, bins._tail_x = tt[last - nt :], stacked[last:]
-        bins._last_k, bins._last_x = kl - 1, means[-1].copy()
+        bins.set_state(BinState(tt[last - nt :], stacked[last:], None, kl - 1, means[-1].copy()))
         return self._run_bins(kf, kl, means, counts)
 
     def _run_bins(self, kf: int, kl: int, means: FloatArray, counts: FloatArray) -> PipelineOutput:
         """:meth:`_run` for the contiguous, finite bins ``kf .. kl - 1`` of :meth:`_fast`."""
-        dt = self._bins.dt
+        dt = self.dt
         nb = kl - kf
-        low, band = self._low, self._band
-        if (
-            nb > _SMALL_BINS
-            or low._zl is None
-            or band._zl is None
-            or (kf + 0.5) * dt - low._last_t > low.max_gap
-            or (kf + 0.5) * dt - band._last_t > band.max_gap
-        ):
+        if nb > _SMALL_BINS:
             tb = (np.arange(kf, kl) + 0.5) * dt
             filled = np.zeros(nb, dtype=bool)
             return self._run(Binned(tb, means, filled, counts[:, 0].astype(np.int64)))
         tl = [(k + 0.5) * dt for k in range(kf, kl)]
-        tb = np.array(tl)
-        total = means[:, 0]
-        chans = means[:, 1:]
-        if self._gains is not None:
-            chans = chans * self._gains + self._offsets
-        t_last = tl[-1]
-        level_l = low._run_list(total.tolist(), t_last)
-        osc_src = _row_sum(chans, self._weights_l) if self._balance else total
-        osc_l = band._run_list(osc_src.tolist(), t_last)
-        level, osc = np.array(level_l), np.array(osc_l)
-        events = self._level_events(tb, level, tl, level_l)
-        ev = self.rocking._feed(tb, osc, level, tl, osc_l, level_l)
-        if ev:
-            events += ev
-        cop = None
-        if self._positions is not None:
-            cop = centre_of_pressure(chans, self._positions, self.config.contact_floor)
-        return PipelineOutput(
-            tb, total, level, osc, chans, cop, self._sorted(events) if events else ()
-        )
+        return self._chain(np.array(tl), tl, means[:, 0], means[:, 1:])
 
     def _level_events(
         self, tb: FloatArray, level: FloatArray, tl: list[float], level_l: list[float]
@@ -632,10 +416,10 @@ class Pipeline:
         """Contact, release and overpressure on a few finite bins (also as floats), and
         the time in the release band."""
         lo, hi = min(level_l), max(level_l)
-        events: list[Event] = self.contact._feed(tb, level, tl, level_l, lo, hi)
+        events: list[Event] = self.contact.feed_floats(tb, level, tl, level_l, lo, hi)
         for det in (self.release, self.overpressure):
             if det is not None:
-                ev = det._feed(tb, level, tl, level_l, lo, hi)
+                ev = det.feed_floats(tb, level, tl, level_l, lo, hi)
                 if ev:
                     events += ev
         low = self.config.release_threshold
@@ -646,22 +430,6 @@ class Pipeline:
             else:
                 self.band_bins += sum(1 for v in level_l if low <= v <= high)
         return events
-
-    def _quality_steps(self, tv: FloatArray) -> None:
-        """Count the holes longer than ``quality_gap`` among valid sample times *tv*."""
-        if not tv.size:
-            return
-        if math.isnan(self._first_t):
-            self._first_t = float(tv[0])
-        prev = self._last_valid_t if not math.isnan(self._last_valid_t) else tv[0]
-        steps = np.empty_like(tv)
-        steps[0] = tv[0] - prev
-        np.subtract(tv[1:], tv[:-1], out=steps[1:])
-        for i in np.flatnonzero(steps > self.config.quality_gap):
-            a = float(tv[i - 1]) if i > 0 else float(prev)
-            self._gaps.append((a, float(tv[i])))
-            self._gap_time += float(tv[i]) - a
-        self._last_valid_t = float(tv[-1])
 
     def _empty_output(self) -> PipelineOutput:
         ch = self.channels or 0
@@ -683,44 +451,58 @@ class Pipeline:
 
     @staticmethod
     def _sorted(events: list[Event]) -> tuple[Event, ...]:
-        return tuple(
-            sorted(
-                events,
-                key=lambda e: (e.detected_at, isinstance(e, Episode), _KIND_ORDER[e.kind], e.start),
-            )
-        )
+        late = len(_KIND_ORDER)  # kinds added later sort after the built-in ones
+
+        def key(e: Event) -> tuple:
+            return (e.detected_at, isinstance(e, Episode), _KIND_ORDER.get(e.kind, late), e.start)
+
+        return tuple(sorted(events, key=key))
 
     def _run(self, b: Binned) -> PipelineOutput:
+        """Filters and detectors on complete bins."""
         ch = self.channels or 0
         nb = b.t.size
         if nb == 0 or b.x.shape[1] != 1 + ch:
             return self._empty_output()
-        tb, total = b.t, b.x[:, 0]
-        chans = b.x[:, 1:]
+        tb = b.t
+        if b.filled.any():
+            self._quality.filled += int(b.filled.sum())
+            self.rocking.mark_filled(tb[b.filled].tolist())
+        return self._chain(tb, tb.tolist() if nb <= _SMALL_BINS else None, b.x[:, 0], b.x[:, 1:])
+
+    def _chain(
+        self, tb: FloatArray, tl: list[float] | None, total: FloatArray, chans: FloatArray
+    ) -> PipelineOutput:
+        """Level and rocking signals, then every detector, on bins at *tb* (*tl*: the
+        same times as Python floats, given for a few bins).
+
+        Live chunks bring a few bins: the filters and the detectors then run on
+        Python floats (same arithmetic, same order, so the same results).
+        """
+        c = self.config
         if self._gains is not None:
             chans = chans * self._gains + self._offsets
-        if b.filled.any():
-            self._filled += int(b.filled.sum())
-            self.rocking.mark_filled(tb[b.filled].tolist())
-        c = self.config
-        balance = c.rocking_source == "balance" and self._weights is not None
-        osc_in = _row_sum(chans, self._weights_l) if balance else total
-        # Live chunks bring a few bins: the filters and the detectors then run on
-        # Python floats (same arithmetic, same order, so the same results).
+        osc_in = _row_sum(chans, self._weights_l) if self._balance else total
+        low, band = self._low, self._band
         level_l = osc_l = None
-        tl: list[float] = []
-        if nb <= _SMALL_BINS:
-            tl = tb.tolist()
-            level_l = self._low._small(tl, total.tolist())
-        level = np.array(level_l) if level_l is not None else self._low.process(tb, total)
+        if tl is not None:
+            level_l = low.process_floats(tl, total.tolist())
         if level_l is not None:
-            osc_l = self._band._small(tl, osc_in.tolist())
-        osc = np.array(osc_l) if osc_l is not None else self._band.process(tb, osc_in)
-        events: list[Event] = []
-        if level_l is not None and osc_l is not None:
-            events = self._level_events(tb, level, tl, level_l)
-            events += self.rocking._feed(tb, osc, level, tl, osc_l, level_l)
+            assert tl is not None
+            level = np.array(level_l)
+            osc_l = band.process_floats(tl, osc_in.tolist())
         else:
+            level = low.process(tb, total)
+        osc = np.array(osc_l) if osc_l is not None else band.process(tb, osc_in)
+        events: list[Event]
+        if level_l is not None and osc_l is not None:
+            assert tl is not None
+            events = self._level_events(tb, level, tl, level_l)
+            ev = self.rocking.feed_floats(tb, osc, level, tl, osc_l, level_l)
+            if ev:
+                events += ev
+        else:
+            events = []
             for det in (self.contact, self.release, self.overpressure):
                 if det is not None:
                     events += det.process(tb, level)
@@ -732,26 +514,13 @@ class Pipeline:
         cop = None
         if self._positions is not None:
             cop = centre_of_pressure(chans, self._positions, c.contact_floor)
+        if self.extra_detectors:
+            bins = DetectorInput(tb, total, level, osc, chans, cop)
+            for det in self.extra_detectors:
+                events += det.process_bins(bins)
         return PipelineOutput(
             tb, total, level, osc, chans, cop, self._sorted(events) if events else ()
         )
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Offline result: closed episodes (by start), onsets, summary and the decimated signals."""
-
-    episodes: tuple[Episode, ...]
-    onsets: tuple[Onset, ...]
-    summary: Any
-    signals: PipelineOutput
-
-    def to_dict(self) -> dict[str, Any]:
-        """The CLI's JSON: ``{"events": [...], "summary": {...}}``."""
-        return {
-            "events": [e.to_dict() for e in self.episodes],
-            "summary": self.summary.to_dict(),
-        }
 
 
 def analyze(

@@ -18,13 +18,16 @@ the service UUID, an RSSI), :class:`SimBleakClient` connects to one.
 
 The link, per connection:
 
-* ATT MTU: 23 unless negotiated. The client asks with the ``mtu=`` keyword
-  (``BleakClient(dev, backend=SimBleakClient, mtu=247)``; bleak passes extra
-  keywords to the backend) or the peripheral's default request is set at
-  registration (``mtu=247`` in the ``sim+ble`` URL); the result is capped at
-  the peripheral's :data:`MAX_MTU` (247). The device is built for
-  PACKET framing with ``max_frame_size = frame_size_for_mtu(mtu)``, so every
-  notification carries one frame of at most MTU - 3 bytes.
+* ATT MTU: 247 unless the client asks otherwise, as BlueZ, CoreBluetooth
+  and WinRT exchange a larger MTU on connect. The client asks with the
+  ``mtu=`` keyword (``BleakClient(dev, backend=SimBleakClient, mtu=23)``;
+  bleak passes extra keywords to the backend) or the peripheral's default is
+  set at registration (``mtu=23`` in the ``sim+ble`` URL); the result is
+  capped at :data:`MAX_MTU` (517).
+* Link version (``link=1.1``, the default, or ``link=1.0``; ble_link.py):
+  v1.1 offers the link characteristic and fragments 244-byte frames over
+  notifications of any MTU; v1.0 sends one frame of at most MTU - 3 bytes per
+  notification, as protocol v1.0 did.
 * Pacing: one connection event every ``connection_interval`` seconds of
   device time (7.5-50 ms; ``interval_ms=`` in the URL or
   ``connection_interval=`` as a client keyword), delivering at most
@@ -35,8 +38,8 @@ The link, per connection:
 * Responses (frame type RESPONSE) are notified on the control
   characteristic, everything else on the data characteristic; a frame for a
   characteristic nobody subscribed to is not sent (as firmware checks the CCCD).
-* Writes: the control characteristic takes write-with-response only, one
-  frame of at most MTU - 3 bytes, fed to the device's ``host_write``.
+* Writes: the control characteristic takes write-with-response only, at
+  most MTU - 3 bytes (a fragment on v1.1, a frame on v1.0).
 * A ``link_drop`` fault disconnects: the disconnected callback is scheduled
   on the event loop and the peripheral advertises again; connecting again
   waits (up to the client's timeout) for the link to come back.
@@ -56,7 +59,6 @@ import re
 import struct
 import threading
 import zlib
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -76,7 +78,13 @@ from bleak.exc import (
 from bleak.uuids import normalize_uuid_16, normalize_uuid_str
 
 from knotsense.errors import ConfigurationError
-from knotsense.protocol import Framing, MessageType, frame_size_for_mtu, gatt
+from knotsense.firmware_sim.ble_link import (
+    DEFAULT_LINK_VERSION,
+    DeviceLink,
+    check_link_version,
+    make_device,
+)
+from knotsense.protocol import gatt
 
 if TYPE_CHECKING:
     from knotsense.firmware_sim.config import SimConfig
@@ -84,8 +92,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MTU = 23
-MAX_MTU = 247
+DEFAULT_MTU = 247
+"""What a current host (BlueZ, CoreBluetooth, WinRT) gets after the MTU exchange."""
+MIN_MTU = 23
+"""The BLE default ATT MTU, before any exchange."""
+MAX_MTU = 517
 MIN_INTERVAL = 0.0075
 MAX_INTERVAL = 0.050
 DEFAULT_INTERVAL = 0.015
@@ -95,7 +106,7 @@ ADVERTISING_INTERVAL = 0.1
 """Real seconds between advertisements heard by a scanner."""
 QUEUE_LIMIT = 512
 """Notifications queued for the link before the device is made to wait."""
-BLE_PARAMS: tuple[str, ...] = ("address", "rssi", "mtu", "interval_ms", "ppe")
+BLE_PARAMS: tuple[str, ...] = ("address", "rssi", "mtu", "interval_ms", "ppe", "link")
 """``sim+ble`` URL parameters that configure the radio rather than the device."""
 
 CCCD_UUID = normalize_uuid_16(0x2902)
@@ -136,6 +147,8 @@ class SimPeripheral:
     client: SimBleakClient | None = None
     device_mtu: int | None = None
     """The MTU the device's frame size was built for."""
+    link_version: str = DEFAULT_LINK_VERSION
+    """``1.1``: fragments over any MTU; ``1.0``: one frame per notification."""
 
 
 _registry: dict[str, SimPeripheral] = {}
@@ -150,6 +163,7 @@ def register_device(
     mtu: int = DEFAULT_MTU,
     connection_interval: float = DEFAULT_INTERVAL,
     packets_per_event: int = DEFAULT_PACKETS_PER_EVENT,
+    link_version: str = DEFAULT_LINK_VERSION,
 ) -> SimPeripheral:
     """Put a simulated device on the virtual radio; returns its peripheral record.
 
@@ -159,7 +173,8 @@ def register_device(
     Raises:
         ConfigurationError: an impossible MTU, interval or packet count.
     """
-    if not DEFAULT_MTU <= mtu <= 517:
+    check_link_version(link_version)
+    if not MIN_MTU <= mtu <= MAX_MTU:
         raise ConfigurationError(f"ATT MTU must be 23..517, not {mtu}")
     if not MIN_INTERVAL <= connection_interval <= 4.0:
         raise ConfigurationError(
@@ -176,7 +191,14 @@ def register_device(
         if not re.fullmatch(r"([0-9A-F]{2}:){5}[0-9A-F]{2}", address):
             raise ConfigurationError(f"not a Bluetooth address: {address!r}")
         peripheral = SimPeripheral(
-            address, config, name, rssi, mtu, connection_interval, packets_per_event
+            address,
+            config,
+            name,
+            rssi,
+            mtu,
+            connection_interval,
+            packets_per_event,
+            link_version=link_version,
         )
         _registry[address] = peripheral
     return peripheral
@@ -187,7 +209,8 @@ def register_url(url: str) -> SimPeripheral:
 
     Radio parameters (:data:`BLE_PARAMS`): ``address``, ``rssi``, ``mtu`` (the
     MTU negotiated when the client does not ask), ``interval_ms`` (connection
-    interval) and ``ppe`` (packets per connection event). Everything else
+    interval), ``ppe`` (packets per connection event) and ``link`` (1.0 or
+    1.1, the link layer: ble_link.py). Everything else
     goes to :meth:`SimConfig.from_url`.
 
     Raises:
@@ -214,6 +237,8 @@ def register_url(url: str) -> SimPeripheral:
             kwargs["connection_interval"] = float(radio["interval_ms"]) / 1000.0
         if "ppe" in radio:
             kwargs["packets_per_event"] = int(radio["ppe"])
+        if "link" in radio:
+            kwargs["link_version"] = radio["link"]
     except ValueError as exc:
         raise ConfigurationError(f"bad sim+ble parameter: {exc}") from None
     return register_device(config, address=radio.get("address") or None, **kwargs)
@@ -387,24 +412,34 @@ class SimBleakClient(BaseBleakClient):
         self._requested_interval = connection_interval
         self._requested_ppe = packets_per_event
         self._peripheral: SimPeripheral | None = None
-        self._mtu = DEFAULT_MTU
+        self._mtu = MIN_MTU
+        self._link: DeviceLink | None = None
         self._connected = False
         self._pump_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._attributes: dict[int, _Attribute] = {}
         self._cccd: dict[int, int] = {}  # descriptor handle -> characteristic handle
         self._notify: dict[int, NotifyCallback] = {}  # characteristic handle -> callback
-        self._queue: deque[tuple[int, bytes]] = deque()
-        self._battery = 100
         self.interval = DEFAULT_INTERVAL
         self.packets_per_event = DEFAULT_PACKETS_PER_EVENT
         self.events = 0
         """Connection events run (at most ``packets_per_event`` notifications each)."""
         self.notifications_sent = 0
-        self.notifications_unsubscribed = 0
+
+    @property
+    def notifications_unsubscribed(self) -> int:
         """Frames not sent because nobody subscribed to their characteristic."""
-        self.notifications_oversize = 0
-        """Frames the device made longer than MTU - 3 (not sendable, dropped)."""
+        return self._link.unsubscribed if self._link else 0
+
+    @property
+    def notifications_oversize(self) -> int:
+        """Frames longer than MTU - 3 on a v1.0 link (not sendable, dropped)."""
+        return self._link.oversize if self._link else 0
+
+    @property
+    def link(self) -> DeviceLink | None:
+        """The firmware's BLE glue of this connection (queue, fragmenters, write reassembly)."""
+        return self._link
 
     # -- properties --------------------------------------------------------------
 
@@ -416,7 +451,7 @@ class SimBleakClient(BaseBleakClient):
 
     @property
     def mtu_size(self) -> int:
-        """The negotiated ATT MTU (23 until connected)."""
+        """The negotiated ATT MTU (23 until connected, as before an exchange)."""
         return self._mtu
 
     @property
@@ -452,7 +487,7 @@ class SimBleakClient(BaseBleakClient):
         self.interval = self._requested_interval or peripheral.connection_interval
         self.packets_per_event = self._requested_ppe or peripheral.packets_per_event
         requested = self._requested_mtu or peripheral.mtu
-        mtu = max(DEFAULT_MTU, min(MAX_MTU, requested))
+        mtu = max(MIN_MTU, min(MAX_MTU, requested))
         async with asyncio.timeout(self._timeout):
             device = self._device_for(peripheral, mtu)
             await self._wait_link_up(peripheral, device)
@@ -460,8 +495,8 @@ class SimBleakClient(BaseBleakClient):
             self._peripheral = peripheral
             await self._sleep_events(2)  # connection setup and MTU exchange
         self._mtu = mtu
+        self._link = DeviceLink(device, mtu, peripheral.link_version)
         self.services = self._build_services()
-        self._queue.clear()
         self._connected = True
         self._pump_task = self._loop.create_task(self._pump(device))
 
@@ -482,16 +517,14 @@ class SimBleakClient(BaseBleakClient):
 
     def _device_for(self, peripheral: SimPeripheral, mtu: int) -> SimulatedDevice:
         """The peripheral's device, built at the first connection for this MTU."""
-        frame_size = frame_size_for_mtu(mtu)
         if peripheral.device is None:
-            from knotsense.firmware_sim.device import SimulatedDevice
-
-            config = dataclasses.replace(
-                peripheral.config, framing=Framing.PACKET, max_frame_size=frame_size
-            )
-            peripheral.device = SimulatedDevice(config)
+            peripheral.device = make_device(peripheral.config, mtu, peripheral.link_version)
             peripheral.device_mtu = mtu
-        elif peripheral.device_mtu is not None and mtu < peripheral.device_mtu:
+        elif (
+            peripheral.link_version == "1.0"
+            and peripheral.device_mtu is not None
+            and mtu < peripheral.device_mtu
+        ):
             # The packetiser was sized for a bigger MTU at the first connection.
             raise BleakError(
                 f"the simulated device was first connected at MTU {peripheral.device_mtu}; "
@@ -511,7 +544,6 @@ class SimBleakClient(BaseBleakClient):
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         self._notify.clear()
-        self._queue.clear()
         if self._peripheral is not None and self._peripheral.client is self:
             self._peripheral.client = None
 
@@ -554,10 +586,11 @@ class SimBleakClient(BaseBleakClient):
                 if not self._connected:
                     return
                 self.events += 1
-                if len(self._queue) < QUEUE_LIMIT:
+                link = self._link
+                assert link is not None
+                if len(link.queue) < QUEUE_LIMIT:
                     vt += self.interval
-                    for frame in device.run_until(vt):
-                        self._route(bytes(frame))
+                    link.run(vt)
                 if not device.link_up:
                     self._lose_link("link drop")
                     return
@@ -568,43 +601,17 @@ class SimBleakClient(BaseBleakClient):
             logger.exception("simulated device failed")
             self._lose_link(f"device error: {exc}")
 
-    def _route(self, frame: bytes) -> None:
-        """Queue a frame for the characteristic that carries its type."""
-        if len(frame) > self._mtu - 3:
-            # ATT cannot carry it: a real stack truncates or refuses; never deliver it.
-            self.notifications_oversize += 1
-            logger.debug("dropping a %d-byte frame that exceeds MTU %d", len(frame), self._mtu)
-            return
-        is_response = len(frame) > 1 and frame[1] == MessageType.RESPONSE
-        handle = self._handle_of(gatt.CONTROL_CHAR_UUID if is_response else gatt.DATA_CHAR_UUID)
-        self._queue.append((handle, frame))
-        if len(frame) > 1 and frame[1] == MessageType.STATUS:
-            self._note_status(frame)
-
     def _send_event(self) -> None:
-        sent = 0
-        while self._queue and sent < self.packets_per_event and self._connected:
-            handle, frame = self._queue.popleft()
-            callback = self._notify.get(handle)
+        link = self._link
+        assert link is not None
+        for uuid, packet in link.take(self.packets_per_event):
+            if not self._connected:
+                return
+            callback = self._notify.get(self._handle_of(uuid))
             if callback is None:
-                self.notifications_unsubscribed += 1
                 continue
-            sent += 1
             self.notifications_sent += 1
-            callback(bytearray(frame))
-
-    def _note_status(self, frame: bytes) -> None:
-        """Follow the battery level from a Status frame (payload offset 10)."""
-        offset = 6 + 10
-        if len(frame) <= offset:
-            return
-        pct = frame[offset]
-        if pct > 100 or pct == self._battery:
-            return
-        self._battery = pct
-        handle = self._handle_of(gatt.BATTERY_LEVEL_UUID)
-        if handle in self._notify:
-            self._queue.append((handle, bytes([pct])))
+            callback(bytearray(packet))
 
     # -- GATT --------------------------------------------------------------------
 
@@ -617,6 +624,7 @@ class SimBleakClient(BaseBleakClient):
                 [
                     (gatt.DATA_CHAR_UUID, ["notify"], None, "KnotSense data"),
                     (gatt.CONTROL_CHAR_UUID, ["write", "notify"], None, "KnotSense control"),
+                    *self._link_characteristic(),
                 ],
             ),
             (
@@ -682,8 +690,14 @@ class SimBleakClient(BaseBleakClient):
             "hardware": str(getattr(info, "hw_revision", "")),
         }
 
+    def _link_characteristic(self) -> list[tuple[str, _Props, Callable[[], bytes], str]]:
+        value = self._link.link_value if self._link else None
+        if value is None:
+            return []
+        return [(gatt.LINK_CHAR_UUID, ["read"], _const_bytes(value), "KnotSense link")]
+
     def _battery_value(self) -> bytes:
-        return bytes([self._battery])
+        return bytes([self._link.battery if self._link else 100])
 
     def _handle_of(self, uuid: str) -> int:
         for handle, attribute in self._attributes.items():
@@ -735,9 +749,9 @@ class SimBleakClient(BaseBleakClient):
         payload = bytes(data)
         if len(payload) > self._mtu - 3:
             raise BleakGATTProtocolError(BleakGATTProtocolErrorCode.INVALID_ATTRIBUTE_VALUE_LENGTH)
-        device = self.device
-        assert device is not None
-        device.host_write(payload)
+        link = self._link
+        assert link is not None
+        link.write(payload)
         await self._sleep_events(1)  # the write response comes back one event later
         if not self._connected:
             raise BleakError("Disconnected during write")
@@ -762,17 +776,25 @@ class SimBleakClient(BaseBleakClient):
         if "notify" not in attribute.properties:
             raise BleakError(f"{attribute.uuid} does not support notifications")
         self._notify[characteristic.handle] = callback
+        if self._link is not None:
+            self._link.subscribe(attribute.uuid, True)
         await self._sleep_events(1)
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         """Unsubscribe."""
-        self._attribute(characteristic.handle)
+        attribute = self._attribute(characteristic.handle)
         self._notify.pop(characteristic.handle, None)
+        if self._link is not None:
+            self._link.subscribe(attribute.uuid, False)
         await self._sleep_events(1)
 
 
 def _const(text: str) -> Callable[[], bytes]:
     data = text.encode("utf-8")
+    return lambda: data
+
+
+def _const_bytes(data: bytes) -> Callable[[], bytes]:
     return lambda: data
 
 

@@ -35,9 +35,11 @@ from knotsense.errors import (
     EndOfData,
     KnotsenseError,
     LinkLostError,
+    LinkTooSmallError,
     TransportError,
 )
 from knotsense.host.clock import ClockMapper, DeviceClock
+from knotsense.host.gaps import Gap, gap_reason
 from knotsense.host.transports import Transport, make_transport
 from knotsense.protocol import (
     UNREADABLE_REQUEST_ID,
@@ -108,23 +110,6 @@ class Samples:
     saturated_mask: int
     fault_mask: int
     received_at: float
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Samples that never arrived: never bridged silently.
-
-    Attributes:
-        start_s, end_s: host time of the first missing sample and of the next received one.
-        samples_lost: how many samples are missing.
-        reason: "overflow" (device buffer), "link" (link lost), "frames_lost"
-            (frames dropped or corrupted) or "reboot".
-    """
-
-    start_s: float
-    end_s: float
-    samples_lost: int
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -646,14 +631,12 @@ class AsyncDevice:
         )
 
     def _gap(self, lost: int, block: SampleBlock, end_s: float, now: float) -> None:
-        if self._rebooted:
-            reason = "reboot"
-        elif self._lost_link_at is not None:
-            reason = "link"
-        elif block.flags & BlockFlags.OVERFLOW_BEFORE:
-            reason = "overflow"
-        else:
-            reason = "frames_lost"
+        reason = gap_reason(
+            reboot=self._rebooted,
+            link=self._lost_link_at is not None,
+            overflow=bool(block.flags & BlockFlags.OVERFLOW_BEFORE),
+            frames_lost=True,  # live, a jump in sample_index is all there is to go on
+        )
         start_s = end_s - lost * block.period_ns / 1e9
         self.link.gaps += 1
         self.link.samples_lost += lost
@@ -728,6 +711,10 @@ class AsyncDevice:
             try:
                 await self.transport.reopen()
                 break
+            except LinkTooSmallError as exc:
+                self._failure = exc
+                self._end_stream()
+                return False
             except TransportError as exc:
                 if loop.time() + delay > deadline:
                     self._failure = LinkLostError(

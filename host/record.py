@@ -111,6 +111,8 @@ async def record_session(
         recorder.meta({"stream_config": stream_config}, transport.clock())
 
         config = await _complete_config(device, config, stream_config, calibration_record)
+        # What the session was analysed with, so analyze and batch use the same later.
+        recorder.meta({"analysis": analysis_parameters(config)}, transport.clock())
         # Frames bring about 10 ms each: run the chain on 0.2 s blocks (the results
         # are the same; events come at most 0.2 s later, within the 0.5 s bound).
         pipeline = Pipeline(config if config.block else replace(config, block=LIVE_BLOCK_S))
@@ -219,6 +221,16 @@ async def _complete_config(
     return replace(config, **changes) if changes else config
 
 
+def analysis_parameters(config: PipelineConfig) -> dict[str, Any]:
+    """The per-session detector parameters a recording carries (metadata ``analysis``)."""
+    return {
+        "release_threshold": config.release_threshold,
+        "hold": config.hold,
+        "gap": config.gap,
+        "max_force": config.max_force,
+    }
+
+
 def _raw_hook(recorder: Recorder) -> Callable[[str, bytes, float], None]:
     def hook(direction: str, data: bytes, host_time: float) -> None:
         if direction == "rx":
@@ -248,13 +260,21 @@ async def _until(items: Any, stop: asyncio.Event) -> Any:
 
 
 def load_calibration_record(path: str | Path) -> dict[str, Any]:
-    """Read a calibration record file (JSON object)."""
+    """Read a calibration record file; a ``knotsense-calibration`` record is checked in full.
+
+    Other JSON objects (``Calibration.to_dict()`` output) pass through to
+    :func:`~knotsense.host.session.calibration_from_metadata`, which reads them too.
+    """
+    from knotsense.dsp.calibration_record import is_record, parse_record
+
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise CalibrationError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    try:
+        record = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise CalibrationError(f"{path}: not JSON: {exc}") from None
     if not isinstance(record, dict):
         raise CalibrationError(f"{path}: a calibration record is a JSON object")
-    return record
+    return parse_record(record, where=str(path)) if is_record(record) else record

@@ -149,5 +149,8 @@ def load_force_table(path: str | Path) -> ForceTable:
         kinds = ", ".join(sorted(LOADERS))
         if loader is load_recording:
             raise SessionFileError(f"{p}: not a knotsense recording (bad magic)")
-        raise SessionFileError(f"{p}: unknown file type {p.suffix or '(none)'}; known: {kinds}")
+        raise SessionFileError(
+            f"{p}: unknown file type {p.suffix or '(none)'}; expected a recording or a table "
+            f"(known: {kinds})"
+        )
     return loader(p)

@@ -27,7 +27,7 @@ from knotsense.protocol import cobs
 from knotsense.protocol.crc import crc16
 
 PROTOCOL_VERSION = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1
 HEADER = struct.Struct("<BBHH")
 HEADER_SIZE = HEADER.size
 CRC_SIZE = 2

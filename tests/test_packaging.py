@@ -73,6 +73,6 @@ def test_package_data_is_in_the_wheel(wheel_names: set[str]) -> None:
         assert name in wheel_names, name
 
 
-def test_tests_and_benchmarks_stay_out_of_the_wheel(wheel_names: set[str]) -> None:
-    outside = ("knotsense/tests/", "knotsense/benchmarks/")
+def test_tests_benchmarks_and_tools_stay_out_of_the_wheel(wheel_names: set[str]) -> None:
+    outside = ("knotsense/tests/", "knotsense/benchmarks/", "knotsense/tools/")
     assert not [n for n in wheel_names if n.startswith(outside)]

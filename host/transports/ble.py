@@ -7,6 +7,10 @@ backend is injectable (``backend=``, as bleak does), which is how
 
 URL options: ``timeout`` (scan and connect, seconds, default 10), ``mtu``
 (ask for this ATT MTU where the backend supports it).
+
+A device with the link characteristic (protocol v1.1) gets its frames cut
+into fragments and rebuilt (ble_framing.py), so any MTU works; a v1.0 device
+at an MTU below ``MIN_V1_ATT_MTU`` fails at once with one line that says so.
 """
 
 from __future__ import annotations
@@ -22,8 +26,14 @@ from bleak.exc import BleakError
 
 from knotsense.errors import ConfigurationError, DeviceNotFoundError, LinkLostError, TransportError
 from knotsense.host.transports.base import Transport
-from knotsense.protocol import Framing, frame_size_for_mtu
-from knotsense.protocol.gatt import CONTROL_CHAR_UUID, DATA_CHAR_UUID, SERVICE_UUID
+from knotsense.host.transports.ble_framing import LinkFraming
+from knotsense.protocol import Framing
+from knotsense.protocol.gatt import (
+    CONTROL_CHAR_UUID,
+    DATA_CHAR_UUID,
+    LINK_CHAR_UUID,
+    SERVICE_UUID,
+)
 
 DEFAULT_TIMEOUT_S = 10.0
 _LOST = object()
@@ -59,6 +69,7 @@ class BleTransport(Transport):
         self._client: BleakClient | None = None
         self._queue: asyncio.Queue[bytes | object] = asyncio.Queue()
         self._device: Any = None
+        self.link_framing = LinkFraming()
 
     def _parse(self, url: str) -> tuple[str | None, str | None, dict[str, str]]:
         return parse_ble_url(url)
@@ -110,20 +121,35 @@ class BleTransport(Transport):
         )
         try:
             await client.connect()
-            await client.start_notify(DATA_CHAR_UUID, self._on_notify)
-            await client.start_notify(CONTROL_CHAR_UUID, self._on_notify)
+            if client.services.get_service(SERVICE_UUID) is None:
+                await client.disconnect()
+                raise TransportError(f"{self._device} does not offer the KnotSense service")
+            link_value = None
+            if client.services.get_characteristic(LINK_CHAR_UUID) is not None:
+                link_value = bytes(await client.read_gatt_char(LINK_CHAR_UUID))
+            try:
+                self.link_framing.start(client.mtu_size, link_value)
+            except TransportError:
+                await client.disconnect()
+                raise
+            await client.start_notify(DATA_CHAR_UUID, self._notifier(DATA_CHAR_UUID))
+            await client.start_notify(CONTROL_CHAR_UUID, self._notifier(CONTROL_CHAR_UUID))
         except (BleakError, OSError, TimeoutError) as exc:
             with contextlib.suppress(Exception):
                 await client.disconnect()
             raise TransportError(f"BLE connect to {self._device} failed: {exc}") from None
-        if client.services.get_service(SERVICE_UUID) is None:
-            await client.disconnect()
-            raise TransportError(f"{self._device} does not offer the KnotSense service")
         self._client = client
-        self.max_frame_size = frame_size_for_mtu(client.mtu_size)
+        self.max_frame_size = self.link_framing.max_frame_size
 
-    def _on_notify(self, _char: Any, data: bytearray) -> None:
-        self._queue.put_nowait(bytes(data))
+    def _notifier(self, uuid: str) -> Any:
+        framing = self.link_framing
+
+        def on_notify(_char: Any, data: bytearray) -> None:
+            frame = framing.incoming(uuid, bytes(data))
+            if frame is not None:
+                self._queue.put_nowait(frame)
+
+        return on_notify
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -136,7 +162,8 @@ class BleTransport(Transport):
         if client is None or not client.is_connected:
             raise LinkLostError("BLE link is not connected")
         try:
-            await client.write_gatt_char(CONTROL_CHAR_UUID, frame, response=True)
+            for packet in self.link_framing.outgoing(frame):
+                await client.write_gatt_char(CONTROL_CHAR_UUID, packet, response=True)
         except (BleakError, OSError) as exc:
             raise LinkLostError(f"BLE write failed: {exc}") from None
 

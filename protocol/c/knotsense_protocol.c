@@ -316,6 +316,137 @@ ks_result ks_stuff_frame(const uint8_t *frame, size_t frame_len, uint8_t *out, s
     return KS_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/* BLE link layer v1.1: fragments                                            */
+
+size_t ks_fragment_payload_size(uint16_t att_mtu)
+{
+    return (size_t)(att_mtu < 23u ? 23u : att_mtu) - 4u;
+}
+
+void ks_fragmenter_init(ks_fragmenter *f)
+{
+    if (f != NULL) {
+        f->counter = 0u;
+    }
+}
+
+ks_result ks_fragment_next(ks_fragmenter *f, const uint8_t *frame, size_t frame_len,
+                           size_t *offset, uint16_t att_mtu, uint8_t *out, size_t cap,
+                           size_t *out_len)
+{
+    size_t size = ks_fragment_payload_size(att_mtu);
+    size_t at;
+    size_t n;
+    uint8_t header;
+    if (f == NULL || frame == NULL || offset == NULL || out == NULL || out_len == NULL ||
+        frame_len == 0u) {
+        return KS_ERR_ARG;
+    }
+    at = *offset;
+    if (at >= frame_len) {
+        return KS_ERR_ARG;
+    }
+    n = frame_len - at;
+    if (n > size) {
+        n = size;
+    }
+    if (cap < n + 1u) {
+        return KS_ERR_SPACE;
+    }
+    header = (uint8_t)(f->counter & KS_FRAG_COUNTER_MASK);
+    if (at == 0u) {
+        header |= KS_FRAG_START;
+    }
+    if (at + n == frame_len) {
+        header |= KS_FRAG_END;
+    }
+    out[0] = header;
+    memcpy(out + 1, frame + at, n);
+    f->counter = (uint8_t)((f->counter + 1u) & KS_FRAG_COUNTER_MASK);
+    *offset = at + n;
+    *out_len = n + 1u;
+    return KS_OK;
+}
+
+void ks_reassembler_init(ks_reassembler *r)
+{
+    if (r != NULL) {
+        memset(r, 0, sizeof *r);
+    }
+}
+
+static void ks_reassembler_drop(ks_reassembler *r)
+{
+    if (r->active) {
+        r->stats.frames_dropped++;
+        r->stats.bytes_discarded += r->len;
+        r->active = 0u;
+        r->len = 0u;
+    }
+}
+
+int ks_reassemble_feed(ks_reassembler *r, const uint8_t *packet, size_t len,
+                       const uint8_t **frame, size_t *frame_len)
+{
+    uint8_t header;
+    uint8_t counter;
+    size_t body;
+    if (r == NULL) {
+        return 0;
+    }
+    r->stats.fragments++;
+    if (packet == NULL || len < 2u) {
+        r->stats.malformed++;
+        return 0;
+    }
+    header = packet[0];
+    counter = (uint8_t)(header & KS_FRAG_COUNTER_MASK);
+    if (r->has_expected && counter != r->expected) {
+        uint8_t d = (uint8_t)((counter - r->expected) & KS_FRAG_COUNTER_MASK);
+        if (d < 8u) {
+            r->stats.fragments_lost += d;
+        } else {
+            r->stats.reordered++;
+        }
+        ks_reassembler_drop(r);
+    }
+    r->has_expected = 1u;
+    r->expected = (uint8_t)((counter + 1u) & KS_FRAG_COUNTER_MASK);
+    body = len - 1u;
+    if (header & KS_FRAG_START) {
+        ks_reassembler_drop(r);
+        r->active = 1u;
+        r->len = 0u;
+    } else if (!r->active) {
+        r->stats.orphans++;
+        r->stats.bytes_discarded += (uint32_t)body;
+        return 0;
+    }
+    if ((size_t)r->len + body > KS_MAX_FRAME_SIZE) {
+        r->stats.oversize++;
+        r->stats.bytes_discarded += (uint32_t)((size_t)r->len + body);
+        r->active = 0u;
+        r->len = 0u;
+        return 0;
+    }
+    memcpy(r->buf + r->len, packet + 1, body);
+    r->len = (uint16_t)(r->len + body);
+    if (header & KS_FRAG_END) {
+        r->active = 0u;
+        r->stats.frames++;
+        if (frame != NULL) {
+            *frame = r->buf;
+        }
+        if (frame_len != NULL) {
+            *frame_len = r->len;
+        }
+        r->len = 0u;
+        return 1;
+    }
+    return 0;
+}
+
 size_t ks_frame_size_for_mtu(uint16_t att_mtu)
 {
     size_t room = att_mtu > 3u ? (size_t)att_mtu - 3u : 0u;

@@ -37,7 +37,7 @@ extern "C" {
 /* Sizes                                                                    */
 
 #define KS_PROTOCOL_VERSION 1u
-#define KS_PROTOCOL_MINOR 0u
+#define KS_PROTOCOL_MINOR 1u
 #define KS_HEADER_SIZE 6u
 #define KS_CRC_SIZE 2u
 #define KS_FRAME_OVERHEAD (KS_HEADER_SIZE + KS_CRC_SIZE) /* 8 */
@@ -274,6 +274,74 @@ enum ks_seq_kind { KS_SEQ_NEXT = 0, KS_SEQ_GAP = 1, KS_SEQ_DUPLICATE = 2, KS_SEQ
 void ks_seq_init(ks_seq_tracker *t);
 /* Returns an enum ks_seq_kind; *lost (may be NULL) gets the frames missing. */
 int ks_seq_observe(ks_seq_tracker *t, uint16_t seq, uint16_t *lost);
+
+/* ------------------------------------------------------------------------ */
+/* BLE link layer v1.1: frames in fragments (docs/protocol.md section 6.2)    */
+/*
+ *   header byte: bit 7 S (start), bit 6 E (end), bits 5..4 reserved (0),
+ *                bits 3..0 counter (+1 per fragment, mod 16, per characteristic
+ *                and direction, 0 at every connection)
+ *   then 1 .. ATT_MTU - 4 bytes of the frame.
+ *
+ * A device offers the link characteristic (KS_LINK_CHAR_UUID, value
+ * KS_LINK_FRAGMENTS) when it speaks this layer. */
+
+#define KS_FRAG_START 0x80u
+#define KS_FRAG_END 0x40u
+#define KS_FRAG_COUNTER_MASK 0x0Fu
+#define KS_LINK_FRAGMENTS 1u
+#define KS_MIN_V1_ATT_MTU 103u /* smallest usable MTU of a v1.0 (one frame per packet) link */
+#define KS_LINK_CHAR_UUID "6b6e0004-7365-6e73-652d-6b6e6f747331"
+
+/* Frame bytes one fragment carries at att_mtu (MTU - 4; MTU below 23 counts as 23). */
+size_t ks_fragment_payload_size(uint16_t att_mtu);
+
+typedef struct ks_fragmenter {
+    uint8_t counter; /* the next fragment's counter */
+} ks_fragmenter;
+
+/* Counter back to 0 (a new connection). */
+void ks_fragmenter_init(ks_fragmenter *f);
+
+/* Write the fragment of frame[0..frame_len) that starts at *offset to out
+ * (at most att_mtu - 3 bytes) and advance *offset; start with *offset = 0
+ * and call while *offset < frame_len. KS_ERR_SPACE when cap is below the
+ * fragment, KS_ERR_ARG for bad pointers, an empty frame or *offset at or
+ * beyond the end. */
+ks_result ks_fragment_next(ks_fragmenter *f, const uint8_t *frame, size_t frame_len,
+                           size_t *offset, uint16_t att_mtu, uint8_t *out, size_t cap,
+                           size_t *out_len);
+
+typedef struct ks_fragment_stats {
+    uint32_t fragments;       /* packets fed */
+    uint32_t frames;          /* frames rebuilt */
+    uint32_t fragments_lost;  /* counter gaps of 1..7, summed */
+    uint32_t reordered;       /* fragments 8..15 behind */
+    uint32_t frames_dropped;  /* partial frames abandoned */
+    uint32_t orphans;         /* continue/end fragments with no frame being rebuilt */
+    uint32_t oversize;        /* rebuilt frames longer than KS_MAX_FRAME_SIZE */
+    uint32_t malformed;       /* packets shorter than 2 bytes */
+    uint32_t bytes_discarded; /* frame bytes that did not reach a rebuilt frame */
+} ks_fragment_stats;
+
+typedef struct ks_reassembler {
+    uint8_t buf[KS_MAX_FRAME_SIZE];
+    uint16_t len;
+    uint8_t active;       /* a frame is being rebuilt */
+    uint8_t has_expected; /* a fragment was seen since the connection started */
+    uint8_t expected;     /* the next counter */
+    ks_fragment_stats stats;
+} ks_reassembler;
+
+/* Initial state, counters cleared. */
+void ks_reassembler_init(ks_reassembler *r);
+
+/* Feed one notification or write. Returns 1 when it completes a frame (*frame
+ * points into r, valid until the next call; check it with ks_parse_frame), 0
+ * otherwise. Never fails on input: losses are counted in r->stats and the
+ * receiver resynchronises at the next start fragment. */
+int ks_reassemble_feed(ks_reassembler *r, const uint8_t *packet, size_t len,
+                       const uint8_t **frame, size_t *frame_len);
 
 /* ------------------------------------------------------------------------ */
 /* Messages (device -> host)                                                */

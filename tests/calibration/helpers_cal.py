@@ -11,7 +11,8 @@ from knotsense.calibration.fitting import FitResult, fit_bench
 from knotsense.calibration.plan import plan_scenario_toml, quick_plan, simulator_plan
 from knotsense.calibration.record import build_record
 from knotsense.dsp.calibration_models import Calibration, model_from_dict
-from knotsense.firmware_sim.scenario import ScenarioBuilder, render, scenario_from_dict
+from knotsense.firmware_sim.render import render
+from knotsense.firmware_sim.scenario import ScenarioBuilder, scenario_from_dict
 
 RATES = {"load_cell": 80, "fsr": 100}
 

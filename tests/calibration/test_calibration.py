@@ -23,8 +23,9 @@ from knotsense.calibration.bench import (
 )
 from knotsense.calibration.plan import BenchPlan, quick_plan
 from knotsense.calibration.sources import GaugeOverload, parse_imada, parse_mark10, to_newtons
+from knotsense.cli.main import main
 from knotsense.errors import BenchDataError, CalibrationError, ConfigurationError
-from knotsense.host.cli.main import main
+from knotsense.firmware_sim.stand import SimStand
 
 
 @pytest.fixture(scope="module")
@@ -261,7 +262,7 @@ def test_thresholds_fire_only_above(sensor: str, lc3) -> None:
     if sensor == "load_cell":
         assert abs(t.release_on - 110_000) < 500  # L reads in mN
     checks = th.verification_checks(110.0, 200.0)
-    stand = th.stand_for(checks, sensor, 4)
+    stand = th.script_stand(SimStand(sensor=sensor, channels=4), checks)
 
     async def go():
         dev = await AsyncDevice.connect(stand.url(seed=3, serial="KS-000003"), reconnect=None)

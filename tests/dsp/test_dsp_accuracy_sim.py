@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.evaluation import score
 
 from knotsense.dsp.detectors import ReleaseEpisode, RockingEpisode
-from knotsense.dsp.evaluation import score
 from knotsense.dsp.pipeline import PipelineConfig, analyze
-from knotsense.firmware_sim.scenario import ScenarioBuilder, render
+from knotsense.firmware_sim.render import render
+from knotsense.firmware_sim.scenario import ScenarioBuilder
 
 _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "accuracy_report.py"
 _spec = importlib.util.spec_from_file_location("knotsense_accuracy_report", _PATH)

@@ -119,3 +119,45 @@ def test_lowpass_delay_matches_a_ramp_lag() -> None:
     t = np.arange(1000) / rate
     y = lp.process(t, t.copy())
     assert (t - y)[-1] == pytest.approx(lp.delay, rel=1e-3)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_biquad_kernel_is_scipy_sosfilt_bit_for_bit(order: int) -> None:
+    from scipy import signal
+
+    from knotsense.dsp.filters import biquad_run
+
+    sos = signal.butter(order, [0.3, 4.0], btype="band", fs=25.0, output="sos")
+    x = np.random.default_rng(order).normal(0, 10, 300)
+    zi = signal.sosfilt_zi(sos) * x[0]
+    ref, zf = signal.sosfilt(sos, x, zi=zi)
+    state = zi.tolist()
+    got = biquad_run(sos.tolist(), state, x.tolist())
+    assert np.array_equal(np.array(got), ref)
+    assert np.array_equal(np.array(state), zf)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_state_moves_a_filter_to_a_new_object(name: str) -> None:
+    """``state``/``set_state``: a fresh filter given another's state continues it exactly."""
+    t, x = _signal(4)
+    whole = _run(FACTORIES[name](), t, x, [(0, t.size)])
+    first = FACTORIES[name]()
+    head = _run(first, t, x, [(0, 1234)])
+    second = FACTORIES[name]()
+    second.set_state(first.state)
+    tail = _run(second, t, x, [(1234, t.size)])
+    assert np.array_equal(np.concatenate([head, tail]), whole, equal_nan=True)
+
+
+def test_bin_state_moves_to_a_new_object() -> None:
+    t, x = _signal(5)
+    xx = np.column_stack([x, -x])
+    one = BinAverager(25.0)
+    ref = [one.process(t, xx), one.finish()]
+    first = BinAverager(25.0)
+    head = first.process(t[:777], xx[:777])
+    second = BinAverager(25.0)
+    second.set_state(first.state)
+    parts = [head, second.process(t[777:], xx[777:]), second.finish()]
+    assert np.array_equal(np.concatenate([p.x for p in parts]), np.concatenate([p.x for p in ref]))

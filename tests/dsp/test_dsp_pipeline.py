@@ -7,11 +7,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from support.evaluation import Score, score
+from support.synthetic import make_session
 
 from knotsense.dsp.calibration_models import Calibration, LinearModel, MonotoneModel
-from knotsense.dsp.evaluation import Score, score
 from knotsense.dsp.pipeline import Pipeline, PipelineConfig, PipelineOutput, analyze
-from knotsense.dsp.synthetic import make_session
 from knotsense.errors import ConfigurationError
 
 
@@ -265,3 +265,49 @@ def test_block_finish_runs_what_is_queued() -> None:
     tail = pipe.finish()
     assert tail.t.size == 7  # the 25 Hz bins of 0.25 s, the last one flushed by finish
     assert pipe.quality.samples == 50
+
+
+class _PeakDetector:
+    """A toy pluggable detector: one episode per contact, at the highest level seen."""
+
+    kind = "contact"
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.bins = 0
+        self.peak = (-1.0, 0.0)
+        self.finished = False
+
+    def process_bins(self, bins) -> list:
+        self.bins += bins.t.size
+        if bins.level.size and bins.level.max() > self.peak[0]:
+            i = int(bins.level.argmax())
+            self.peak = (float(bins.level[i]), float(bins.t[i]))
+        return []
+
+    def finish(self) -> list:
+        from knotsense.dsp.detectors import ContactEpisode
+
+        self.finished = True
+        t = self.peak[1]
+        return [ContactEpisode(t, t, t, self.peak[0], self.peak[0])]
+
+
+def test_an_extra_detector_sees_every_bin_whatever_the_chunking() -> None:
+    s = make_session(9, rate=100.0, channels=2, lies=2)
+    cfg = PipelineConfig(release_threshold=s.threshold)
+    results = []
+    for step in (s.t.size, 7, 333):
+        pipe = Pipeline(cfg)
+        det = _PeakDetector()
+        pipe.extra_detectors.append(det)
+        parts = [
+            pipe.process(s.t[a : a + step], s.forces[a : a + step])
+            for a in range(0, s.t.size, step)
+        ]
+        out = PipelineOutput.concat([*parts, pipe.finish()])
+        assert det.finished and det.bins == out.t.size
+        results.append((det.peak, out.events[-1]))
+    assert results[0] == results[1] == results[2]

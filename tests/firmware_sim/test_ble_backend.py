@@ -30,13 +30,17 @@ from knotsense.protocol import (
     StartStream,
     gatt,
 )
+from knotsense.protocol.fragment import Fragmenter, Reassembler
 
 CCCD = "00002902-0000-1000-8000-00805f9b34fb"
+_tx: dict[int, Fragmenter] = {}
+"""Each client's command fragmenter (one counter per connection)."""
 
 
 @pytest.fixture(autouse=True)
 def _clean_radio():
     clear_registry()
+    _tx.clear()
     yield
     clear_registry()
 
@@ -46,10 +50,12 @@ def run(coro: Coroutine[Any, Any, Any]) -> Any:
 
 
 class Collector:
-    """Notifications of one or more characteristics, decoded as they arrive."""
+    """Notifications of one or more characteristics, rebuilt (v1.1) and decoded as they arrive."""
 
-    def __init__(self) -> None:
+    def __init__(self, fragments: bool = True) -> None:
         self.decoder = PacketDecoder()
+        self.fragments = fragments
+        self.rx: dict[str, Reassembler] = {}
         self.sizes: list[int] = []
         self.frames: list = []
         self.loop_ok = True
@@ -60,7 +66,11 @@ class Collector:
         except RuntimeError:
             self.loop_ok = False
         self.sizes.append(len(data))
-        self.frames += self.decoder.feed(bytes(data))
+        frame: bytes | None = bytes(data)
+        if self.fragments:
+            frame = self.rx.setdefault(char.uuid, Reassembler()).feed(frame)
+        if frame is not None:
+            self.frames += self.decoder.feed(frame)
 
     def messages(self, cls: type) -> list:
         return [f.message for f in self.frames if isinstance(f.message, cls)]
@@ -69,6 +79,14 @@ class Collector:
         async with asyncio.timeout(timeout):
             while not predicate(self):
                 await asyncio.sleep(0.005)
+
+
+async def write_frame(client: BleakClient, frame: bytes, fragments: bool = True) -> None:
+    """One command frame to the control characteristic: as fragments (v1.1) or whole (v1.0)."""
+    tx = _tx.setdefault(id(client), Fragmenter(client.mtu_size))
+    pieces = tx.split(frame) if fragments else [frame]
+    for piece in pieces:
+        await client.write_gatt_char(gatt.CONTROL_CHAR_UUID, piece, response=True)
 
 
 def test_scanner_hears_the_advertisement_by_name_and_service() -> None:
@@ -108,6 +126,8 @@ def test_connect_fills_the_gatt_layout_at_the_default_mtu() -> None:
             serial = await client.read_gatt_char(gatt.SERIAL_NUMBER_UUID)
             battery = await client.read_gatt_char(gatt.BATTERY_LEVEL_UUID)
             manufacturer = await client.read_gatt_char(gatt.MANUFACTURER_NAME_UUID)
+            link = await client.read_gatt_char(gatt.LINK_CHAR_UUID)
+            assert link == b"\x01", "a v1.1 device offers the link characteristic"
             return (
                 client.mtu_size,
                 client.name,
@@ -124,7 +144,7 @@ def test_connect_fills_the_gatt_layout_at_the_default_mtu() -> None:
     mtu, name, services, data_props, control_props, wmax, descs, serial, battery, manuf = run(
         main()
     )
-    assert mtu == 23
+    assert mtu == 247, "a bare sim+ble:// gets the MTU current hosts exchange"
     assert name == peripheral.name
     assert {
         gatt.SERVICE_UUID,
@@ -133,7 +153,7 @@ def test_connect_fills_the_gatt_layout_at_the_default_mtu() -> None:
     } <= services
     assert data_props == ["notify"]
     assert "write" in control_props and "notify" in control_props
-    assert wmax == 20
+    assert wmax == 244
     assert CCCD in descs
     assert serial.decode() == peripheral.config.serial
     assert 0 <= battery[0] <= 100
@@ -147,8 +167,7 @@ def test_notifications_fit_the_negotiated_mtu_and_decode() -> None:
         notes = Collector()
         async with BleakClient(peripheral.address, backend=SimBleakClient, mtu=247) as client:
             await client.start_notify(gatt.DATA_CHAR_UUID, notes)
-            start = Encoder(Framing.PACKET).encode(Command(1, StartStream()))
-            await client.write_gatt_char(gatt.CONTROL_CHAR_UUID, start, response=True)
+            await write_frame(client, Encoder(Framing.PACKET).encode(Command(1, StartStream())))
             await notes.wait_for(lambda c: len(c.messages(SampleBlock)) >= 5)
             await client.stop_notify(gatt.DATA_CHAR_UUID)
             backend = client._backend
@@ -163,23 +182,49 @@ def test_notifications_fit_the_negotiated_mtu_and_decode() -> None:
 
 
 def test_mtu_23_limits_every_notification_to_20_bytes() -> None:
-    peripheral = register_url("sim+ble://?seed=8")
+    peripheral = register_url("sim+ble://?seed=8&mtu=23")
 
     async def main():
         notes = Collector()
         async with BleakClient(peripheral.address, backend=SimBleakClient) as client:
             await client.start_notify(gatt.DATA_CHAR_UUID, notes)
             await client.start_notify(gatt.CONTROL_CHAR_UUID, notes)
-            command = Encoder(Framing.PACKET).encode(Command(77, Ping(b"")))
-            await client.write_gatt_char(gatt.CONTROL_CHAR_UUID, command, response=True)
-            await notes.wait_for(lambda c: c.messages(Response))
-            for _ in range(20):
-                await asyncio.sleep(0)
+            encoder = Encoder(Framing.PACKET)
+            await write_frame(client, encoder.encode(Command(77, GetInfo())))
+            await write_frame(client, encoder.encode(Command(78, StartStream())))
+            assert client._backend.link.rx.stats.frames == 2
+            await notes.wait_for(lambda c: len(c.messages(SampleBlock)) >= 3)
+            return client.mtu_size, notes
+
+    mtu, notes = run(main())
+    assert mtu == 23
+    assert notes.sizes and max(notes.sizes) <= 20
+    info, start = notes.messages(Response)[:2]
+    assert (info.request_id, info.status, start.request_id) == (77, 0, 78)
+    assert info.parse_result().serial_number == peripheral.config.serial
+    assert len(notes.frames[-1].message.encode()) > 20, "frames span notifications"
+    assert notes.decoder.stats.errors == 0
+    assert sum(rx.stats.frames_dropped for rx in notes.rx.values()) == 0
+
+
+def test_v1_0_link_sends_one_frame_per_notification_of_at_most_mtu_minus_3() -> None:
+    peripheral = register_url("sim+ble://?seed=8&mtu=185&link=1.0")
+
+    async def main():
+        notes = Collector(fragments=False)
+        async with BleakClient(peripheral.address, backend=SimBleakClient) as client:
+            assert client.services.get_characteristic(gatt.LINK_CHAR_UUID) is None
+            await client.start_notify(gatt.DATA_CHAR_UUID, notes)
+            await client.start_notify(gatt.CONTROL_CHAR_UUID, notes)
+            frame = Encoder(Framing.PACKET).encode(Command(5, StartStream()))
+            await write_frame(client, frame, fragments=False)
+            await notes.wait_for(lambda c: len(c.messages(SampleBlock)) >= 3)
         return notes
 
     notes = run(main())
-    assert notes.sizes and max(notes.sizes) <= 20
-    assert notes.messages(Response)[0].request_id == 77
+    assert max(notes.sizes) <= 182
+    assert notes.decoder.stats.errors == 0
+    assert notes.messages(Response)[0].request_id == 5
 
 
 def test_command_on_control_gets_its_response_as_a_control_notification() -> None:
@@ -191,12 +236,8 @@ def test_command_on_control_gets_its_response_as_a_control_notification() -> Non
             await client.start_notify(gatt.DATA_CHAR_UUID, data)
             await client.start_notify(gatt.CONTROL_CHAR_UUID, control)
             encoder = Encoder(Framing.PACKET)
-            await client.write_gatt_char(
-                gatt.CONTROL_CHAR_UUID, encoder.encode(Command(0x1234, Ping(b"knot"))), True
-            )
-            await client.write_gatt_char(
-                gatt.CONTROL_CHAR_UUID, encoder.encode(Command(0x1235, GetInfo())), True
-            )
+            await write_frame(client, encoder.encode(Command(0x1234, Ping(b"knot"))))
+            await write_frame(client, encoder.encode(Command(0x1235, GetInfo())))
             await control.wait_for(lambda c: len(c.messages(Response)) >= 2)
             return client.mtu_size, data, control
 
@@ -228,7 +269,7 @@ def test_gatt_errors_look_like_bleak_errors() -> None:
             with pytest.raises(BleakError):
                 await client.write_gatt_char(gatt.CONTROL_CHAR_UUID, b"\x00", response=False)
             with pytest.raises(BleakGATTProtocolError):  # longer than MTU - 3
-                await client.write_gatt_char(gatt.CONTROL_CHAR_UUID, bytes(21), response=True)
+                await client.write_gatt_char(gatt.CONTROL_CHAR_UUID, bytes(245), response=True)
 
     run(main())
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from knotsense.firmware_sim.physics import load_shares, make_unit, sensor_positions
-from knotsense.firmware_sim.scenario import ScenarioBuilder, render
+from knotsense.firmware_sim.render import render
+from knotsense.firmware_sim.scenario import ScenarioBuilder
 
 
 def _steps(forces, dwell: float, sensor: str, ramp: float = 1.0, **kw):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_session_support import make_recording
 
+from knotsense.cli.main import main
 from knotsense.errors import ConfigurationError, SessionFileError
-from knotsense.host.cli.main import main
 from knotsense.host.export import column_names, export_csv, export_parquet
 from knotsense.host.recording import SessionReader
 from knotsense.host.session import load_session

@@ -26,8 +26,8 @@ from knotsense.host.recording import (
     SessionReader,
     TxRecord,
     UnknownRecord,
-    _pack,
     is_recording,
+    pack_record,
 )
 from knotsense.protocol import StreamConfig
 
@@ -168,7 +168,7 @@ def test_unknown_record_kinds_are_kept_and_skipped(tmp_path: Path) -> None:
     path = tmp_path / "s.ksr"
     _write_sample(path)
     data = path.read_bytes()
-    path.write_bytes(data + _pack(9, 200.0, b"future"))
+    path.write_bytes(data + pack_record(9, 200.0, b"future"))
     records = list(SessionReader(path))
     assert records[-1] == UnknownRecord(len(data), 200.0, 9, b"future")
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from make_vectors import message_fields  # tools/ (pytest pythonpath)
 
 from knotsense.protocol import (
     CalibrationChunk,
@@ -68,7 +69,6 @@ from knotsense.protocol import (
     decode_packet,
     stuff,
 )
-from knotsense.protocol.make_vectors import message_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 C_DIR = ROOT / "protocol" / "c"
@@ -307,13 +307,38 @@ def _vector_lines() -> list[str]:
                 max_samples=lk["max_samples"],
             )
         )
+    for fr in v["fragments"]:
+        lines.append(
+            _line(
+                "fragment",
+                name=f"fragment_{fr['name']}",
+                att_mtu=fr["att_mtu"],
+                counter=fr["counter"],
+                frame=fr["frame"],
+                fragments=",".join(fr["fragments"]),
+            )
+        )
+    for r in v["fragment_rejects"]:
+        stats = " ".join(f"stats.{k}={n}" for k, n in r["stats"].items())
+        lines.append(
+            _line(
+                "fragment_reject",
+                name=f"fragment_reject_{r['name']}",
+                inputs=",".join(r["inputs"]),
+                delivered=",".join(r["delivered"]),
+            )
+            + " "
+            + stats
+        )
     lines.append("selftest name=selftest")
     return lines
 
 
 def _expected_checks() -> int:
     v = _vectors()
-    return sum(len(v[k]) for k in ("crc", "cobs", "frames", "rejects", "load_index", "link")) + 1
+    keys = ("crc", "cobs", "frames", "rejects", "load_index", "link")
+    keys += ("fragments", "fragment_rejects")
+    return sum(len(v[k]) for k in keys) + 1
 
 
 # --- random messages --------------------------------------------------------------------------

@@ -1447,6 +1447,96 @@ static void do_link(const kvs_t *kv)
                                     (unsigned)kv_int(kv, "encoding")) == kv_int(kv, "max_samples"));
 }
 
+/* ------------------------------------------------------- BLE fragments (6.2) */
+
+static char frag_out[1u << 16];
+
+static void append_hex_item(char *out, size_t cap, const uint8_t *p, size_t n)
+{
+    size_t at = strlen(out);
+    if (at + 2u * n + 2u >= cap) {
+        fail("fragment output too long");
+        return;
+    }
+    if (at > 0u) {
+        out[at++] = ',';
+    }
+    to_hex(p, n, out + at);
+}
+
+static void do_fragment(const kvs_t *kv)
+{
+    static uint8_t piece[600];
+    ks_fragmenter f;
+    size_t n = kv_hex(kv, "frame", bytes_a, MAX_BYTES);
+    size_t offset = 0;
+    uint16_t mtu = (uint16_t)kv_int(kv, "att_mtu");
+    const char *want = kv_need(kv, "fragments");
+    ks_fragmenter_init(&f);
+    f.counter = (uint8_t)kv_int(kv, "counter");
+    frag_out[0] = '\0';
+    while (offset < n) {
+        size_t len = 0;
+        if (ks_fragment_next(&f, bytes_a, n, &offset, mtu, piece, sizeof piece, &len) != KS_OK) {
+            fail("ks_fragment_next failed at offset %lu", (unsigned long)offset);
+            return;
+        }
+        if (len > (size_t)mtu - 3u) {
+            fail("fragment of %lu bytes exceeds MTU - 3", (unsigned long)len);
+        }
+        append_hex_item(frag_out, sizeof frag_out, piece, len);
+    }
+    CHECK(strcmp(frag_out, want) == 0);
+    CHECK(ks_fragment_next(&f, bytes_a, n, &offset, mtu, piece, sizeof piece, &n) == KS_ERR_ARG);
+}
+
+static void do_fragment_reject(const kvs_t *kv)
+{
+    static ks_reassembler r;
+    const char *s = kv_need(kv, "inputs");
+    const char *want = kv_need(kv, "delivered");
+    ks_reassembler_init(&r);
+    frag_out[0] = '\0';
+    for (;;) {
+        const char *comma = strchr(s, ',');
+        long n = parse_hex(s, bytes_a, MAX_BYTES);
+        const uint8_t *frame = NULL;
+        size_t frame_len = 0;
+        if (n < 0) {
+            fail("bad input hex");
+            return;
+        }
+        if (ks_reassemble_feed(&r, bytes_a, (size_t)n, &frame, &frame_len) == 1) {
+            append_hex_item(frag_out, sizeof frag_out, frame, frame_len);
+        }
+        if (comma == NULL) {
+            break;
+        }
+        s = comma + 1;
+    }
+    if (strcmp(frag_out, want) != 0) {
+        fail("delivered %s, expected %s", frag_out, want);
+    }
+#define CHECK_FSTAT(name)                                                                      \
+    {                                                                                           \
+        const char *v = kv_get(kv, "stats." #name);                                             \
+        unsigned long w = v ? strtoul(v, NULL, 10) : 0ul;                                       \
+        if (w != (unsigned long)r.stats.name) {                                                 \
+            fail("stats.%s is %lu, expected %lu", #name, (unsigned long)r.stats.name, w);       \
+        }                                                                                       \
+    }
+    CHECK_FSTAT(fragments)
+    CHECK_FSTAT(frames)
+    CHECK_FSTAT(fragments_lost)
+    CHECK_FSTAT(reordered)
+    CHECK_FSTAT(frames_dropped)
+    CHECK_FSTAT(orphans)
+    CHECK_FSTAT(oversize)
+    CHECK_FSTAT(malformed)
+    CHECK_FSTAT(bytes_discarded)
+#undef CHECK_FSTAT
+}
+
 /* ---------------------------------------------------------------- selftest */
 
 static void selftest(void)
@@ -1666,6 +1756,10 @@ int main(void)
             do_load_index(&kv);
         } else if (strcmp(word, "link") == 0) {
             do_link(&kv);
+        } else if (strcmp(word, "fragment") == 0) {
+            do_fragment(&kv);
+        } else if (strcmp(word, "fragment_reject") == 0) {
+            do_fragment_reject(&kv);
         } else if (strcmp(word, "selftest") == 0) {
             selftest();
         } else if (strcmp(word, "encode") == 0) {

@@ -1,0 +1,88 @@
+"""``knotsense export SESSION --csv OUT.csv [--parquet OUT.parquet]``: tables from a recording.
+
+Examples::
+
+    knotsense export session.ksr --csv session.csv
+    knotsense export session.ksr --parquet session.parquet --json
+    knotsense export crashed.ksr --csv out.csv --salvage     # skip corrupt regions
+
+Columns: ``t`` (s from session start, host-mapped timeline), ``f0..`` (N, only
+with a calibration), ``raw0..`` (counts); missing samples are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from knotsense.cli.common import add_json_flag, print_json, require
+
+COMMAND = "export"
+HELP = "export a recorded session (.ksr) to CSV and/or Parquet"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("session", metavar="SESSION", help="recording (.ksr)")
+    parser.add_argument("--csv", type=Path, metavar="OUT.csv", help="write a CSV table")
+    parser.add_argument(
+        "--parquet",
+        type=Path,
+        metavar="OUT.parquet",
+        help="write a Parquet table (needs pyarrow); adds device_time_us and epoch",
+    )
+    parser.add_argument(
+        "--salvage",
+        action="store_true",
+        help="skip corrupt regions inside the recording instead of failing",
+    )
+    add_json_flag(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from knotsense.cli.targets import Kind, input_file
+    from knotsense.host.export import export_csv, export_parquet
+    from knotsense.host.session import load_session
+
+    # a regular file of another kind goes on: the reader says what is wrong with it
+    path = input_file(
+        args.session, "a recording (.ksr)", frozenset({Kind.RECORDING, Kind.FILE}), session=True
+    )
+
+    require(
+        args.csv is not None or args.parquet is not None,
+        "nothing to do: give --csv OUT.csv and/or --parquet OUT.parquet",
+    )
+    session = load_session(path, salvage=args.salvage)
+    written: dict[str, str] = {}
+    if args.csv is not None:
+        export_csv(session, args.csv)
+        written["csv"] = str(args.csv)
+    if args.parquet is not None:
+        export_parquet(session, args.parquet)
+        written["parquet"] = str(args.parquet)
+    notes = []
+    damage = session.damage
+    if damage.torn_tail_offset is not None:
+        notes.append(
+            f"torn tail of {damage.torn_tail_bytes} bytes at offset "
+            f"{damage.torn_tail_offset} ignored (recording was not closed cleanly)"
+        )
+    if damage.skipped:
+        notes.append(f"salvage skipped {damage.skipped_bytes} corrupt bytes")
+    if session.calibration_error:
+        notes.append(f"forces not exported: {session.calibration_error}")
+    elif session.forces is None:
+        notes.append("no calibration in the recording: raw counts only")
+    if args.json:
+        print_json({"written": written, "notes": notes, "session": session.summary()})
+        return 0
+    for note in notes:
+        print(f"knotsense export: note: {note}", file=sys.stderr)
+    for path in written.values():
+        print(
+            f"wrote {path}: {session.n_samples} samples x {session.n_channels} channels, "
+            f"{session.duration_s:.1f} s, {len(session.gaps)} gap(s), "
+            f"{session.samples_lost} sample(s) lost"
+        )
+    return 0

@@ -1,1 +1,0 @@
-"""The ``knotsense`` command line: one command, one module per subcommand."""
