@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,6 +97,8 @@ class BenchData:
     plan: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    serial: str = ""
+    firmware: str = ""
 
     def shares(self, position: tuple[float, float]) -> np.ndarray:
         """Each channel's share of a load at *position* (rigid plate on equal springs)."""
@@ -578,6 +578,8 @@ async def run_bench(
         plan.to_dict(),
         source.describe(),
         time.monotonic() - wall0,
+        info.serial_number,
+        info.firmware if isinstance(info.firmware, str) else ".".join(map(str, info.firmware)),
     )
 
 
@@ -634,98 +636,6 @@ def track_arrays(
         {"kind": "simulated", "dialect": "true force"},
         float(t[-1] - t[0]),
     )
-
-
-# --- bench tables ----------------------------------------------------------------
-
-
-def write_bench_csv(data: BenchData, path: str | Path) -> None:
-    """The bench table of ``calibrate fit`` (plus position and hold columns)."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            ["series", "direction", "reference_n"]
-            + [f"raw{i}" for i in range(data.channels)]
-            + ["x_mm", "y_mm", "hold_s", "loaded_s", "t_s"]
-        )
-        for p in data.points:
-            w.writerow(
-                [p.series, p.direction, f"{p.reference_n:.6g}"]
-                + [f"{v:.3f}" for v in p.raw]
-                + [f"{p.position_mm[0]:g}", f"{p.position_mm[1]:g}", f"{p.hold_s:g}"]
-                + ["" if p.loaded_s is None else f"{p.loaded_s:.3f}"]
-                + [f"{p.t:.3f}" if p.t_known else ""]
-            )
-
-
-def read_bench_csv(path: str | Path) -> BenchData:
-    """Read a bench table: ``series, direction (up/down), reference_n, raw0..rawN-1``.
-
-    Optional columns: ``x_mm, y_mm`` (load position), ``hold_s`` (creep rows,
-    direction ``creep``). Rows with ``reference_n`` 0 are zero readings.
-    """
-    p = Path(path)
-    try:
-        with open(p, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchDataError(f"cannot read {p}: {exc}") from None
-    if not rows:
-        raise BenchDataError(f"{p.name}: empty bench table")
-    head = [h.strip().lower() for h in rows[0]]
-    for need in ("series", "direction", "reference_n", "raw0"):
-        if need not in head:
-            raise BenchDataError(
-                f"{p.name}: header needs series, direction, reference_n, raw0..rawN-1 (no {need!r})"
-            )
-    raw_cols = []
-    while f"raw{len(raw_cols)}" in head:
-        raw_cols.append(head.index(f"raw{len(raw_cols)}"))
-    idx = {h: i for i, h in enumerate(head)}
-    points = []
-    for n, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        try:
-            direction = row[idx["direction"]].strip().lower()
-            ref = float(row[idx["reference_n"]])
-            if direction not in ("up", "down", "zero", "creep"):
-                raise ValueError(f"direction must be up or down, not {direction!r}")
-            if direction != "creep" and ref == 0:
-                direction = "zero"
-            raw = tuple(float(row[i]) for i in raw_cols)
-            pos = (
-                float(row[idx["x_mm"]]) if "x_mm" in idx and row[idx["x_mm"]].strip() else 0.0,
-                float(row[idx["y_mm"]]) if "y_mm" in idx and row[idx["y_mm"]].strip() else 0.0,
-            )
-            hold = (
-                float(row[idx["hold_s"]]) if "hold_s" in idx and row[idx["hold_s"]].strip() else 0.0
-            )
-            loaded = (
-                float(row[idx["loaded_s"]])
-                if "loaded_s" in idx and row[idx["loaded_s"]].strip()
-                else None
-            )
-            t_s = float(row[idx["t_s"]]) if "t_s" in idx and row[idx["t_s"]].strip() else np.nan
-            points.append(
-                BenchPoint(
-                    int(row[idx["series"]]),
-                    direction,
-                    ref,
-                    raw,
-                    position_mm=pos,
-                    hold_s=hold,
-                    t=t_s,
-                    loaded_s=loaded,
-                )
-            )
-        except (ValueError, IndexError) as exc:
-            raise BenchDataError(f"{p.name}: line {n}: {exc}") from None
-        if not all(np.isfinite(points[-1].raw)) or not np.isfinite(ref):
-            raise BenchDataError(f"{p.name}: line {n}: not a finite number")
-    if not points:
-        raise BenchDataError(f"{p.name}: no bench rows")
-    return BenchData(tuple(points), len(raw_cols), reference={"kind": "file", "file": p.name})
 
 
 # --- validation ------------------------------------------------------------------

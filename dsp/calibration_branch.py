@@ -291,12 +291,23 @@ class BranchStream:
         self._t_last = math.nan
 
     def process(self, t: ArrayLike, raw: ArrayLike) -> FloatArray:
-        """Forces for samples at times *t* (s); the same output for any chunking."""
-        m = self.model
+        """Forces for samples at times *t* (s); the same output for any chunking.
+
+        A NaN reading (a missing sample) reads NaN and leaves the state alone.
+        """
         r = np.asarray(raw, dtype=np.float64).ravel()
         tt = np.asarray(t, dtype=np.float64).ravel()
         if tt.size != r.size:
             raise CalibrationError(f"{tt.size} times for {r.size} readings")
+        ok = np.isfinite(r)
+        if ok.all():
+            return self._process(tt, r)
+        out = np.full(r.size, np.nan)
+        out[ok] = self._process(tt[ok], r[ok])
+        return out
+
+    def _process(self, tt: FloatArray, r: FloatArray) -> FloatArray:
+        m = self.model
         rel = m.rel(r)
         loaded = rel > m.contact
         z = np.zeros(r.size)
