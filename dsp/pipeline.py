@@ -101,6 +101,7 @@ class Pipeline:
             c.rocking_min_p2p,
             c.rocking_rel_p2p,
             c.rocking_min_cycles,
+            band=(self._band.sos, c.detector_rate),
         )
         self._gains: FloatArray | None = None
         self._offsets: FloatArray | None = None
