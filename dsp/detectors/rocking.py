@@ -78,6 +78,8 @@ class RockingDetector:
         max_break: float = 1.6,
         max_break_s: float = 2.5,
         max_jump: float = 3.0,
+        balance: float = 0.6,
+        wiggle: float = 0.25,
         band: tuple[FloatArray, float] | None = None,
     ) -> None:
         if not 0 < min_freq < max_freq:
@@ -93,7 +95,8 @@ class RockingDetector:
         self.hysteresis, self.tolerance = float(hysteresis), float(tolerance)
         self.max_ratio, self.keep = float(max_ratio), float(keep)
         self.max_break, self.max_break_s = float(max_break), float(max_break_s)
-        self.max_jump = float(max_jump)
+        self.max_jump, self.balance = float(max_jump), float(balance)
+        self.wiggle = float(wiggle)
         self.min_period = 1.0 / (self.max_freq * (1 + tolerance))
         self.max_period = 1.0 / (self.min_freq * (1 - tolerance))
         self._entry = max(1, 2 * self.min_cycles - 2)  # overlapping cycles before the onset
@@ -135,6 +138,7 @@ class RockingDetector:
         self._around = (math.nan, math.nan)  # the bins before and after it
         self._wait = False  # the bin after the candidate is still to come
         self._px = math.nan
+        self._h_swing = 0.0  # the trigger swing the last swings ask for
         self._cum = 0.0  # level summed over the bins so far
         self._bins = 0
         self._ext: list[tuple[float, float, float, int]] = []  # last extrema (t, x, sum, bins)
@@ -204,6 +208,8 @@ class RockingDetector:
             self._cum += m
             self._bins += 1
             h = hyst * (lo if lo > rel * m else rel * m)
+            if h < self._h_swing:
+                h = self._h_swing
             d = self._dir
             if d == 1:
                 if x > self._cand:
@@ -259,6 +265,9 @@ class RockingDetector:
         (t0, x0, c0, n0), (_t1, x1, _c1, _n1), (t2, x2, c2, n2) = ext
         period = t2 - t0
         s1, s2 = abs(x1 - x0), abs(x2 - x1)
+        # A wiggle inside a stroke (a harmonic-rich roll) is not a swing: the trigger
+        # grows with the smaller of the last two swings.
+        self._h_swing = self.wiggle * min(s1, s2)
         p2p = 0.5 * (s1 + s2)
         mean = (c2 - c0) / (n2 - n0) if n2 > n0 else 0.0
         need = self._need(mean)
@@ -270,7 +279,7 @@ class RockingDetector:
                 in_band
                 and tracked / self.max_ratio <= period <= tracked * self.max_ratio
                 and p2p >= self.keep * need
-                and min(s1, s2) >= 0.5 * self.keep * need
+                and min(s1, s2) >= 0.55 * self._swing
                 and max(s1, s2) <= self.max_jump * self._swing
             ):
                 self._good_end = t2
@@ -280,7 +289,8 @@ class RockingDetector:
                 self._swing += 0.3 * (p2p - self._swing)
                 return []
             return self._check(t)
-        if not (in_band and p2p >= need and min(s1, s2) >= 0.5 * need and t0 >= self._floor):
+        balanced = min(s1, s2) >= self.balance * max(s1, s2)
+        if not (in_band and p2p >= need and balanced and t0 >= self._floor):
             self._run = []
             return []
         run = self._run
