@@ -20,6 +20,7 @@ from knotsense.errors import CalibrationError
 FloatArray = NDArray[np.float64]
 
 __all__ = [
+    "MODEL_KINDS",
     "Calibration",
     "CalibrationModel",
     "LinearModel",
@@ -27,6 +28,7 @@ __all__ = [
     "PolynomialModel",
     "fit_model",
     "model_from_dict",
+    "register_model",
 ]
 
 
@@ -211,29 +213,45 @@ class MonotoneModel(CalibrationModel):
         }
 
 
-_KINDS: dict[str, type[CalibrationModel]] = {
-    LinearModel.kind: LinearModel,
-    PolynomialModel.kind: PolynomialModel,
-    MonotoneModel.kind: MonotoneModel,
-}
+MODEL_KINDS: dict[str, type[CalibrationModel]] = {}
+"""The model registry: ``"kind"`` name -> class. Records name their models by kind."""
+
+
+def register_model(cls: type[CalibrationModel]) -> type[CalibrationModel]:
+    """Add a model class to :data:`MODEL_KINDS` under its ``kind`` (usable as a decorator).
+
+    A new model kind (e.g. an FSR model with hysteresis terms) needs only a
+    frozen dataclass with ``kind``, ``apply``, ``inverse`` and ``to_dict``
+    whose fields are the keys of its dict; registering it makes
+    :func:`model_from_dict`, :class:`Calibration` and the calibration record
+    (:mod:`knotsense.dsp.calibration_record`) read it.
+    """
+    if not cls.kind:
+        raise ValueError(f"{cls.__name__} has no kind")
+    known = MODEL_KINDS.get(cls.kind)
+    if known is not None and known is not cls:
+        raise ValueError(f"model kind {cls.kind!r} is already {known.__name__}")
+    MODEL_KINDS[cls.kind] = cls
+    return cls
+
+
+for _cls in (LinearModel, PolynomialModel, MonotoneModel):
+    register_model(_cls)
 
 
 def model_from_dict(data: Mapping[str, Any]) -> CalibrationModel:
-    """Rebuild a model from :meth:`CalibrationModel.to_dict` output."""
-    if not isinstance(data, Mapping) or data.get("kind") not in _KINDS:
+    """Rebuild a model from :meth:`CalibrationModel.to_dict` output, by its registered kind.
+
+    The fields are the dict's other keys; each model's ``__post_init__``
+    normalises them (lists to tuples, ints to floats) and checks them.
+    """
+    if not isinstance(data, Mapping) or data.get("kind") not in MODEL_KINDS:
         raise CalibrationError(f"unknown calibration model: {data!r:.80}")
     fields = {k: v for k, v in data.items() if k != "kind"}
-    cls = _KINDS[data["kind"]]
+    cls = MODEL_KINDS[data["kind"]]
     try:
-        if cls is PolynomialModel:
-            fields["coefficients"] = tuple(fields["coefficients"])
-            if "domain" in fields:
-                fields["domain"] = tuple(fields["domain"])
-        elif cls is MonotoneModel:
-            fields["raw_knots"] = tuple(fields["raw_knots"])
-            fields["force_knots"] = tuple(fields["force_knots"])
         return cls(**fields)
-    except (TypeError, KeyError, ValueError) as exc:
+    except (TypeError, KeyError, ValueError, IndexError) as exc:
         raise CalibrationError(f"bad {data['kind']} calibration model: {exc}") from None
 
 

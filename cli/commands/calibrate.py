@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from knotsense.cli.common import add_json_flag, print_json
+from knotsense.cli.targets import device_url, input_file
 from knotsense.errors import CalibrationError, ConfigurationError
 
 COMMAND = "calibrate"
@@ -207,8 +208,11 @@ def _run(args: argparse.Namespace) -> int:
 
     from knotsense.calibration.plan import default_plan, load_plan, simulator_plan
 
+    device_url(args.url)
     if not args.reference and not args.manual:
         raise ConfigurationError("give --reference URL (a force gauge, or 'sim') or --manual")
+    if args.reference and args.reference != "sim":
+        device_url(args.reference, "--reference")
     sim_ref = args.reference == "sim"
     url = args.url
     if sim_ref:
@@ -295,7 +299,7 @@ def _fit(args: argparse.Namespace) -> int:
     from knotsense.calibration.fitting import fit_bench
     from knotsense.calibration.record import build_record, save_record
 
-    data = read_bench_csv(args.bench)
+    data = read_bench_csv(input_file(args.bench, "a bench table (CSV)"))
     positions: tuple[tuple[float, float], ...] = ()
     if args.positions:
         try:
@@ -341,7 +345,10 @@ def _apply(args: argparse.Namespace) -> int:
 
     from knotsense.calibration.record import calibration_of, load_record
 
-    record = load_record(args.record, serial=args.serial, force=args.force)
+    input_file(args.raw, "a table of raw counts (CSV: t, raw0..)")
+    record = load_record(
+        input_file(args.record, "a calibration record (JSON)"), serial=args.serial, force=args.force
+    )
     cal = calibration_of(record)
     try:
         with open(args.raw, newline="", encoding="utf-8") as fh:
@@ -381,7 +388,7 @@ def _report(args: argparse.Namespace) -> int:
     from knotsense.calibration.record import load_record
     from knotsense.calibration.report import plot_report
 
-    record = load_record(args.record, force=True)
+    record = load_record(input_file(args.record, "a calibration record (JSON)"), force=True)
     plot_report(record, args.output)
     print(f"report -> {args.output} ({record['verdict']})")
     return 0
@@ -393,7 +400,10 @@ def _write(args: argparse.Namespace) -> int:
     from knotsense.calibration.record import load_record, write_to_device
     from knotsense.host.device import AsyncDevice
 
-    record = load_record(args.record, force=True)  # the serial is checked against the device
+    device_url(args.url)
+    record = load_record(
+        input_file(args.record, "a calibration record (JSON)"), force=True
+    )  # the serial is checked against the device
 
     async def go() -> int:
         device = await AsyncDevice.connect(args.url, reconnect=None, command_timeout=2.0)

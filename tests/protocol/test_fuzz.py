@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+from make_vectors import example_messages  # tools/ (pytest pythonpath)
 from test_decoder import Reference
 
 from knotsense.errors import CrcError, FramingError, MessageError
@@ -40,7 +41,6 @@ from knotsense.protocol import (
     stuff,
 )
 from knotsense.protocol.frame import MAX_ENCODED_SIZE
-from knotsense.protocol.make_vectors import example_messages
 
 TOTAL = float(os.environ.get("KNOTSENSE_FUZZ_SECONDS", "10"))
 BUDGET = TOTAL / 5

@@ -6,6 +6,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
+import make_vectors as mv  # tools/ (pytest pythonpath)
 import numpy as np
 import pytest
 
@@ -30,7 +31,6 @@ from knotsense.protocol import (
     frame_size_for_mtu,
     stuff,
 )
-from knotsense.protocol import make_vectors as mv
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS_FILE = resources.files("knotsense.protocol").joinpath("vectors.json")
@@ -39,9 +39,7 @@ SPEC = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
 
 
 def test_file_is_up_to_date() -> None:
-    assert VECTORS_FILE.read_text("utf-8") == mv.render(), (
-        "run: python -m knotsense.protocol.make_vectors"
-    )
+    assert VECTORS_FILE.read_text("utf-8") == mv.render(), "run: python tools/make_vectors.py"
 
 
 def test_crc_vectors() -> None:
@@ -195,3 +193,19 @@ def test_spec_tables_agree_with_code() -> None:
     for uuid in (gatt.SERVICE_UUID, gatt.DATA_CHAR_UUID, gatt.CONTROL_CHAR_UUID):
         assert uuid in SPEC
     assert np.int64(-69505) >> 16 == -2  # the worked example of section 10.5
+
+
+def test_tool_regenerates_the_identical_file(tmp_path: Path) -> None:
+    """The build tool, run as a script from the checkout, writes the committed file exactly."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "vectors.json"
+    tool = ROOT / "tools" / "make_vectors.py"
+    run = subprocess.run(
+        [sys.executable, str(tool), "--output", str(out)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes() == VECTORS_FILE.read_bytes()
+    check = subprocess.run([sys.executable, str(tool), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from make_vectors import message_fields  # tools/ (pytest pythonpath)
 
 from knotsense.protocol import (
     CalibrationChunk,
@@ -68,7 +69,6 @@ from knotsense.protocol import (
     decode_packet,
     stuff,
 )
-from knotsense.protocol.make_vectors import message_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 C_DIR = ROOT / "protocol" / "c"

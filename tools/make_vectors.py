@@ -1,8 +1,9 @@
 """Generate protocol/vectors.json, the spec test vectors of protocol v1.
 
-Run ``python -m knotsense.protocol.make_vectors`` to regenerate the file next
-to this module (``--check`` compares instead of writing, ``--output PATH``
-writes elsewhere). The committed JSON is the source of truth that a C
+A build tool of the repository, not part of the package (the wheel does not
+ship ``tools/``). Run ``python tools/make_vectors.py`` from a checkout to
+regenerate ``protocol/vectors.json`` (``--check`` compares instead of
+writing, ``--output PATH`` writes elsewhere). The committed JSON is the source of truth that a C
 implementation tests against; docs/protocol.md section "Test vectors"
 describes its layout.
 
@@ -94,7 +95,7 @@ from knotsense.protocol.messages import (
 
 FORMAT = "knotsense-protocol-vectors"
 FORMAT_VERSION = 1
-DEFAULT_PATH = Path(__file__).with_name("vectors.json")
+DEFAULT_PATH = Path(__file__).resolve().parents[1] / "protocol" / "vectors.json"
 
 
 # --- flat fields <-> records ----------------------------------------------------------------
@@ -967,7 +968,7 @@ def build_vectors() -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "protocol_version": PROTOCOL_VERSION,
         "protocol_minor": PROTOCOL_MINOR,
-        "generated_by": "python -m knotsense.protocol.make_vectors",
+        "generated_by": "python tools/make_vectors.py",
         "notes": [
             "Hex strings are lowercase bytes with no separators.",
             "cobs.encoded excludes the 0x00 delimiter; frames[].stream includes it.",
