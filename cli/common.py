@@ -62,6 +62,20 @@ def positive_int(text: str) -> int:
     return value
 
 
+def position_list(text: str) -> tuple[tuple[float, float], ...]:
+    """An argparse ``type=`` for channel positions in mm: ``18,0;0,18;-18,0;0,-18``."""
+    try:
+        pairs = [part.split(",") for part in text.split(";") if part.strip()]
+        positions = tuple((float(a), float(b)) for a, b in pairs)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"positions must look like 18,0;0,18;-18,0 (mm), not {text!r}"
+        ) from None
+    if not positions:
+        raise argparse.ArgumentTypeError(f"positions must look like 18,0;0,18 (mm), not {text!r}")
+    return positions
+
+
 def add_detector_options(parser: argparse.ArgumentParser) -> None:
     """Detector options (DESIGN.md defaults) for every command that analyses sessions.
 
@@ -136,12 +150,22 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="consecutive cycles that make rocking (default 3)",
     )
+    group.add_argument(
+        "--positions",
+        type=position_list,
+        metavar="X,Y;X,Y...",
+        help="channel positions in mm, one pair per channel: rocking axis and circling "
+        "(default: the recording's device info; a CSV has none)",
+    )
 
 
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     """A session file plus the detector options, for commands that analyse one file."""
     parser.add_argument(
-        "file", metavar="FILE", help="a recording (.ksr) or a CSV table (t, forces in N)"
+        "file",
+        metavar="FILE",
+        help="a recording (.ksr), a CSV table (t, forces in N) or an XDF file with a "
+        "knotsense Force stream (.xdf, e.g. from LabRecorder; docs/lsl.md)",
     )
     add_detector_options(parser)
     parser.add_argument(
@@ -165,7 +189,9 @@ def analysis_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from knotsense.host.analysis_options import AnalysisOptions
     from knotsense.host.tables import load_force_table
 
-    args.file = input_file(args.file, "a recording (.ksr) or a CSV table", session=True)
+    args.file = input_file(
+        args.file, "a recording (.ksr), a CSV table or an XDF file (.xdf)", session=True
+    )
     options = AnalysisOptions.from_namespace(args)
     table = load_force_table(args.file)
     calibration = None

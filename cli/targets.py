@@ -18,7 +18,9 @@ from knotsense.errors import ConfigurationError, SessionFileError
 DEVICE_EXAMPLES = "/dev/ttyACM0, serial://..., ble://ADDRESS, sim://?..., replay://FILE.ksr"
 """How a device URL looks, for the messages (DESIGN.md "Device URLs")."""
 
-FILE_SUFFIXES = frozenset({".ksr", ".csv", ".json", ".parquet", ".png", ".svg", ".pdf", ".toml"})
+FILE_SUFFIXES = frozenset(
+    {".ksr", ".csv", ".json", ".parquet", ".png", ".svg", ".pdf", ".toml", ".xdf"}
+)
 """Suffixes that make a path that does not exist read as a missing file, not a port."""
 
 

@@ -45,6 +45,7 @@ class AnalysisOptions:
     rocking_min_p2p: float = 8.0
     rocking_rel_p2p: float = 0.15
     rocking_min_cycles: int = 3
+    positions: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("release_threshold", "hold", "max_force"):
@@ -86,6 +87,7 @@ class AnalysisOptions:
                 f"{where}no release threshold recorded with the session; give --release-threshold"
             )
         max_force = pick("max_force", None)
+        positions = self.positions or _positions(meta.get("positions"))
         return PipelineConfig(
             release_threshold=float(threshold),
             hold=float(pick("hold", 60.0)),
@@ -98,4 +100,14 @@ class AnalysisOptions:
             rocking_rel_p2p=self.rocking_rel_p2p,
             rocking_min_cycles=self.rocking_min_cycles,
             calibration=calibration,
+            positions=positions,
         )
+
+
+def _positions(value: Any) -> tuple[tuple[float, float], ...] | None:
+    """Channel positions as the session metadata carries them (``[[x, y], ...]`` mm)."""
+    try:
+        pos = tuple((float(x), float(y)) for x, y in value)
+    except (TypeError, ValueError):
+        return None
+    return pos or None

@@ -181,6 +181,8 @@ def target_of(module: str) -> str | None:
     parts = module.split(".")
     if len(parts) == 1 or parts[1] in SHARED:
         return None
+    if (ROOT / f"{parts[1]}.py").is_file():
+        return ""  # a root module (knotsense.aio, the async front door): the root floor
     return parts[1]
 
 

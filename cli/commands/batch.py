@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 COMMAND = "batch"
@@ -21,7 +20,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "-o",
         "--output",
         required=True,
-        type=Path,
         metavar="OUT",
         help="the dataset folder (sessions/, events/)",
     )
@@ -70,9 +68,11 @@ def _progress(as_json: bool) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from knotsense.cli.common import print_json
+    from knotsense.cli.targets import output_folder
     from knotsense.host.analysis_options import AnalysisOptions
     from knotsense.study.batch import run_batch
 
+    args.output = output_folder(args.output, "-o")
     hook, close = _progress(args.json)
     try:
         result = run_batch(

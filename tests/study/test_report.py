@@ -129,3 +129,11 @@ def test_study_page_in_chromium(browser, pages) -> None:
     )
     assert plots == ["band_plot", "holds_plot", "releases_plot"]
     page.close()
+
+
+def test_report_refuses_a_device_url_in_one_line(tmp_path, capsys) -> None:
+    assert main(["report", "sim://?seed=1", "-o", str(tmp_path / "r.html")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a device URL" in err and "knotsense record" in err
+    assert main(["report", str(tmp_path), "-o", "sim://"]) == 1
+    assert "-o expects an HTML file" in capsys.readouterr().err
