@@ -399,7 +399,3 @@ class CalibrationStream:
         for i, (m, s) in enumerate(zip(self.calibration.models, self._streams, strict=True)):
             out[:, i] = m.apply(arr[:, i]) if s is None else s.process(tt, arr[:, i])
         return out
-
-
-# The two-branch model lives in its own module and registers itself there.
-from knotsense.dsp import calibration_branch as _calibration_branch  # noqa: E402, F401
