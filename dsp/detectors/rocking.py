@@ -79,7 +79,6 @@ class RockingDetector:
         max_break_s: float = 2.5,
         max_jump: float = 3.0,
         balance: float = 0.6,
-        wiggle: float = 0.25,
         band: tuple[FloatArray, float] | None = None,
     ) -> None:
         if not 0 < min_freq < max_freq:
@@ -96,7 +95,6 @@ class RockingDetector:
         self.max_ratio, self.keep = float(max_ratio), float(keep)
         self.max_break, self.max_break_s = float(max_break), float(max_break_s)
         self.max_jump, self.balance = float(max_jump), float(balance)
-        self.wiggle = float(wiggle)
         self.min_period = 1.0 / (self.max_freq * (1 + tolerance))
         self.max_period = 1.0 / (self.min_freq * (1 - tolerance))
         self._entry = max(1, 2 * self.min_cycles - 2)  # overlapping cycles before the onset
@@ -138,7 +136,6 @@ class RockingDetector:
         self._around = (math.nan, math.nan)  # the bins before and after it
         self._wait = False  # the bin after the candidate is still to come
         self._px = math.nan
-        self._h_swing = 0.0  # the trigger swing the last swings ask for
         self._cum = 0.0  # level summed over the bins so far
         self._bins = 0
         self._ext: list[tuple[float, float, float, int]] = []  # last extrema (t, x, sum, bins)
@@ -208,8 +205,6 @@ class RockingDetector:
             self._cum += m
             self._bins += 1
             h = hyst * (lo if lo > rel * m else rel * m)
-            if h < self._h_swing:
-                h = self._h_swing
             d = self._dir
             if d == 1:
                 if x > self._cand:
@@ -265,9 +260,7 @@ class RockingDetector:
         (t0, x0, c0, n0), (_t1, x1, _c1, _n1), (t2, x2, c2, n2) = ext
         period = t2 - t0
         s1, s2 = abs(x1 - x0), abs(x2 - x1)
-        # A wiggle inside a stroke (a harmonic-rich roll) is not a swing: the trigger
-        # grows with the smaller of the last two swings.
-        self._h_swing = self.wiggle * min(s1, s2)
+
         p2p = 0.5 * (s1 + s2)
         mean = (c2 - c0) / (n2 - n0) if n2 > n0 else 0.0
         need = self._need(mean)
