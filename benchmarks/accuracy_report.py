@@ -37,7 +37,7 @@ import json
 import os
 import sys
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,11 @@ if _TESTS not in sys.path:
 SENSORS = ("load_cell", "fsr")
 RATES = (50, 80, 100, 250, 500, 1000)
 MAX_VALUES = 3_000_000  # samples x channels per case: keeps the default run near a minute
-KINDS = ("release", "rocking", "overpressure", "contact")
-TABLE_KINDS = ("release", "rocking", "overpressure")
+KINDS = ("release", "rocking", "overpressure", "contact", "circling")
+TABLE_KINDS = ("release", "rocking", "overpressure", "circling")
 CORPUS_DIR = Path(__file__).resolve().parents[1] / "tests" / "corpus"
 SOURCES = ("sim", "dev", "held-out")
+_EMPTY: Any = type("_NoScore", (), {"matches": ()})()
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,27 @@ class CaseResult:
     """(kind, true start, detected episode, its live onset's detected_at) per match."""
     context: tuple[Any, ...] = ()
     """Corpus: what else happened (distractors, circling), to explain false episodes."""
+    motion: dict[str, list[float]] = field(default_factory=dict)
+    """Per matched episode: axis error (deg), extent error (mm), turns error, direction right."""
+
+
+def motion_errors(scores: dict[str, Any]) -> dict[str, list[float]]:
+    """Axis and circling figures of the matched episodes against their truth."""
+    from knotsense.dsp.motion import axis_error
+
+    out: dict[str, list[float]] = {"axis_deg": [], "extent_mm": [], "turns": [], "direction": []}
+    for m in scores["rocking"].matches:
+        truth = getattr(m.truth, "figures", {}) or {}
+        det_axis = getattr(m.detected, "axis", None)
+        if "axis_deg" in truth and det_axis is not None:
+            out["axis_deg"].append(axis_error(det_axis, truth["axis_deg"]))
+            out["extent_mm"].append(abs(m.detected.extent - truth["extent_mm"]))
+    for m in scores.get("circling", _EMPTY).matches:
+        truth = getattr(m.truth, "figures", {}) or {}
+        if "turns" in truth:
+            out["turns"].append(abs(m.detected.turns - truth["turns"]))
+            out["direction"].append(float(m.detected.direction == truth["direction"]))
+    return out
 
 
 def seeds_from_env(default: int = 2) -> int:
@@ -155,6 +177,19 @@ def perturb(
     return t[keep], raw[keep]
 
 
+def _flat(interval: Any) -> Any:
+    """A truth interval without the axis figures a 1-2 channel layout cannot show."""
+    figures = {k: v for k, v in interval.figures.items() if k not in ("axis_deg", "extent_mm")}
+    return replace(interval, figures=figures)
+
+
+def positions_of(unit: Any) -> tuple[tuple[float, float], ...] | None:
+    """The unit's channel positions (mm) for the pipeline, None for a single channel."""
+    if unit.channels < 2:
+        return None
+    return tuple((float(x), float(y)) for x, y in unit.positions_mm)
+
+
 def run_case(case: Case, scenario: Any = None) -> CaseResult:
     """Render, perturb, calibrate, analyse and score one case."""
     from support.evaluation import score
@@ -169,12 +204,17 @@ def run_case(case: Case, scenario: Any = None) -> CaseResult:
     rng = np.random.default_rng([case.seed, 0xACC])
     t, raw = perturb(r.t, r.raw, case, r.unit, rng)
     truth = sc.ground_truth(seed=case.seed)
+    if case.channels < 3:  # one or two channels cannot show circling nor a rocking's axis
+        truth = replace(
+            truth, intervals=tuple(_flat(i) for i in truth.intervals if i.kind != "circling")
+        )
     cfg = PipelineConfig(
         release_threshold=truth.release_threshold_n,
         hold=truth.hold_s,
         gap=truth.gap_s,
         max_force=truth.max_force_n,
         calibration=ideal_calibration(r.unit),
+        positions=positions_of(r.unit),
     )
     a = analyze(t, raw, cfg)
     scores = {kind: score(truth.intervals, a.episodes, kind) for kind in KINDS}
@@ -184,7 +224,7 @@ def run_case(case: Case, scenario: Any = None) -> CaseResult:
             live = [o for o in a.onsets if o.kind == kind and o.start == m.detected.start]
             if live:
                 onsets.append((kind, m.truth.start, m.detected, live[0].detected_at))
-    return CaseResult(case, scores, onsets)
+    return CaseResult(case, scores, onsets, motion=motion_errors(scores))
 
 
 @dataclass(frozen=True)
@@ -249,7 +289,7 @@ def run_corpus_case(split: str, seed: int) -> CaseResult:
             if live:
                 onsets.append((kind, m.truth.start, m.detected, live[0].detected_at))
     context = trace.decoys + trace.of_kind("circling")
-    return CaseResult(case, scores, onsets, context)
+    return CaseResult(case, scores, onsets, context, motion_errors(scores))
 
 
 def _near(episode: Any, context: tuple[Any, ...]) -> str:
@@ -340,7 +380,29 @@ def summarise(results: list[CaseResult]) -> dict[str, Any]:
     breakdown = _breakdown(results)
     if breakdown:
         out["rocking_by"] = breakdown
+    merged: dict[str, list[float]] = {}
+    for res in results:
+        for key, vals in res.motion.items():
+            merged.setdefault(key, []).extend(vals)
+    out["motion"] = _motion_figures(merged)
     return out
+
+
+def _motion_figures(m: dict[str, list[float]]) -> dict[str, Any]:
+    def stat(vals: list[float], q: float) -> float | None:
+        return round(float(np.percentile(vals, q)), 3) if vals else None
+
+    axis, ext = m.get("axis_deg", []), m.get("extent_mm", [])
+    turns, direction = m.get("turns", []), m.get("direction", [])
+    return {
+        "rocking_with_axis": len(axis),
+        "axis_error_deg_median": stat(axis, 50),
+        "axis_error_deg_p90": stat(axis, 90),
+        "extent_error_mm_median": stat(ext, 50),
+        "circling_matched": len(turns),
+        "turns_error_median": stat(turns, 50),
+        "direction_right": round(float(np.mean(direction)), 4) if direction else None,
+    }
 
 
 def format_report(summary: dict[str, Any], title: str = "", max_failures: int = 60) -> str:
@@ -366,6 +428,15 @@ def format_report(summary: dict[str, Any], title: str = "", max_failures: int = 
         lines.extend(
             f"  {k:24} {v['truths']:>4} {v['recall']:>6.3f} {v['median_onset_error_s']:>6.2f}"
             for k, v in summary["rocking_by"].items()
+        )
+    mo = summary.get("motion") or {}
+    if mo.get("rocking_with_axis") or mo.get("circling_matched"):
+        lines.append(
+            f"rocking axis: {mo['rocking_with_axis']} episodes, error median "
+            f"{mo['axis_error_deg_median']} deg, p90 {mo['axis_error_deg_p90']} deg, extent "
+            f"error median {mo['extent_error_mm_median']} mm; circling: {mo['circling_matched']} "
+            f"matched, turns error median {mo['turns_error_median']}, direction right "
+            f"{mo['direction_right']}"
         )
     fails = summary["failures"]
     lines.append(f"failing sessions x kinds: {len(fails)}")

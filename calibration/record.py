@@ -1,66 +1,55 @@
-"""The calibration record: one JSON format for the file, the device's NVM and the host.
+"""Making calibration records from a bench fit, and moving them to files and devices.
 
-Layout (schema version 1)::
-
-    {
-      "format": "knotsense-calibration",
-      "schema_version": 1,
-      "device": {"serial": "KS-000003", "model": "...", "firmware": "1.4.2",
-                 "hw_revision": 3, "sensor": "load_cell", "channels": 4, "adc_bits": 24},
-      "date": "2025-01-31T12:00:00Z",
-      "bench": {"plan": "calibration_bench", "reference": {"kind": "gauge", ...},
-                "full_scale_n": 250.0, "points": 39},
-      "channels": [                      # one per device channel, in order
-        {"model": {"kind": "linear", "gain": ..., "offset": ...},   # a dsp model dict
-         "full_scale_n": 62.5, "residual_std_n": 0.05, "uncertainty_pct_fs": 0.2,
-         "scores": {"linear": 0.6, ...}, "figures": {"repeatability": {"pct_reading": ..,
-         "pct_fs": ..}, ...}, "verdict": "pass", "failures": []}
-      ],
-      "limits": {"repeatability_pct_fs": 1.0, ...},
-      "verdict": "pass",
-      "points": [...],                   # the bench points (file only, not on the device)
-      "checksum": "sha256:..."           # of the canonical JSON of everything else
-    }
-
-The canonical JSON is ``json.dumps(record_without_checksum, sort_keys=True,
-separators=(",", ":"))``. The device stores :func:`device_blob` -- the record
-without ``points``, with its own checksum -- because its NVM holds 4096 bytes.
+The record format itself (layout, checksum, parser, writer) lives in
+:mod:`knotsense.dsp.calibration_record`, where the host can use it too; this
+module builds records from a :class:`~knotsense.calibration.fitting.FitResult`,
+reads and writes record files, and writes a record into a device's NVM.
 :func:`load_record` checks all of it and refuses a record made for another
 device unless forced.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from knotsense.calibration.bench import BenchData
 from knotsense.calibration.fitting import FitResult
-from knotsense.dsp.calibration_models import Calibration, model_from_dict
+from knotsense.dsp import calibration_record as _codec
+from knotsense.dsp.calibration_record import (
+    DEVICE_CAPACITY,
+    FORMAT,
+    SCHEMA_VERSION,
+    calibration_of,
+    canonical,
+    checksum,
+    device_blob,
+    dumps,
+    seal,
+)
 from knotsense.errors import CalibrationError
 
-FORMAT = "knotsense-calibration"
-SCHEMA_VERSION = 1
-DEVICE_CAPACITY = 4096
+__all__ = [
+    "DEVICE_CAPACITY",
+    "FORMAT",
+    "SCHEMA_VERSION",
+    "build_record",
+    "calibration_id",
+    "calibration_of",
+    "canonical",
+    "checksum",
+    "device_blob",
+    "device_dict",
+    "dumps",
+    "load_record",
+    "parse_record",
+    "save_record",
+    "seal",
+    "write_to_device",
+]
 
-
-def canonical(record: dict[str, Any]) -> bytes:
-    body = {k: v for k, v in record.items() if k != "checksum"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-
-
-def checksum(record: dict[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(canonical(record)).hexdigest()
-
-
-def seal(record: dict[str, Any]) -> dict[str, Any]:
-    """The record with its checksum (re)computed."""
-    out = {k: v for k, v in record.items() if k != "checksum"}
-    out["checksum"] = checksum(out)
-    return out
+FORCE_HINT = " (use --force to apply it anyway)"
 
 
 def device_dict(info: Any) -> dict[str, Any]:
@@ -104,6 +93,7 @@ def build_record(
             "figures": c.figures,
             "verdict": "pass" if c.passed else "fail",
             "failures": list(c.failures),
+            "model_selection": c.selection,
         }
         for c in fit.channels
     ]
@@ -128,25 +118,10 @@ def build_record(
     return seal(record)
 
 
-def device_blob(record: dict[str, Any]) -> bytes:
-    """The bytes stored in the device's NVM: the record without its bench points."""
-    small = seal({k: v for k, v in record.items() if k != "points"})
-    blob = json.dumps(small, separators=(",", ":"), allow_nan=False).encode()
-    if len(blob) > DEVICE_CAPACITY:
-        raise CalibrationError(
-            f"the calibration record is {len(blob)} bytes; the device holds {DEVICE_CAPACITY}"
-        )
-    return blob
-
-
 def calibration_id(record: dict[str, Any]) -> int:
     """A non-zero 32-bit id for the device, from the record's checksum."""
     value = int(record["checksum"].split(":", 1)[1][:8], 16)
     return value or 1
-
-
-def dumps(record: dict[str, Any]) -> str:
-    return json.dumps(record, indent=1, allow_nan=False) + "\n"
 
 
 def save_record(record: dict[str, Any], path: str | Path) -> None:
@@ -163,68 +138,11 @@ def parse_record(
     force: bool = False,
     where: str = "calibration record",
 ) -> dict[str, Any]:
-    """Check a record (bytes, text or dict) completely; returns it as a dict.
+    """Check a record completely (:func:`knotsense.dsp.calibration_record.parse_record`).
 
-    Raises:
-        CalibrationError: not JSON, wrong format or version, a missing or bad
-            field, a checksum mismatch (corrupted or edited), or a record for
-            another device (``serial`` differs) unless *force*.
+    A record for another device names ``--force``, the CLI's way to apply it anyway.
     """
-    if isinstance(data, bytes | str):
-        try:
-            record = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise CalibrationError(f"{where}: not JSON ({exc})") from None
-    else:
-        record = data
-    if not isinstance(record, dict):
-        raise CalibrationError(f"{where}: a calibration record is a JSON object")
-    if record.get("format") != FORMAT:
-        raise CalibrationError(f"{where}: not a knotsense calibration record")
-    version = record.get("schema_version")
-    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
-        raise CalibrationError(f"{where}: unsupported schema version {version!r}")
-    for key, kind in (
-        ("device", dict),
-        ("date", str),
-        ("bench", dict),
-        ("channels", list),
-        ("verdict", str),
-        ("checksum", str),
-    ):
-        if not isinstance(record.get(key), kind):
-            raise CalibrationError(f"{where}: missing or bad {key!r}")
-    try:
-        expected = checksum(record)
-    except (TypeError, ValueError) as exc:
-        raise CalibrationError(f"{where}: not serialisable ({exc})") from None
-    if record["checksum"] != expected:
-        raise CalibrationError(
-            f"{where}: checksum mismatch (the record is corrupted or was edited)"
-        )
-    device = record["device"]
-    if not isinstance(device.get("serial"), str) or not isinstance(device.get("channels"), int):
-        raise CalibrationError(f"{where}: device block needs serial and channels")
-    if len(record["channels"]) != device["channels"]:
-        raise CalibrationError(
-            f"{where}: {len(record['channels'])} channel entries for a "
-            f"{device['channels']}-channel device"
-        )
-    for i, ch in enumerate(record["channels"]):
-        if not isinstance(ch, dict) or not isinstance(ch.get("model"), dict):
-            raise CalibrationError(f"{where}: channel {i} has no model")
-        try:
-            model_from_dict(ch["model"])
-        except CalibrationError as exc:
-            raise CalibrationError(f"{where}: channel {i}: {exc}") from None
-    if record["verdict"] not in ("pass", "fail"):
-        raise CalibrationError(f"{where}: verdict must be pass or fail")
-    if serial is not None and device["serial"] != serial and not force:
-        raise CalibrationError(
-            f"{where} is for device {device['serial']}, not {serial} "
-            "(use --force to apply it anyway)"
-        )
-    return record
+    return _codec.parse_record(data, serial=serial, force=force, where=where, force_hint=FORCE_HINT)
 
 
 def load_record(
@@ -237,11 +155,6 @@ def load_record(
     except OSError as exc:
         raise CalibrationError(f"{p}: cannot read: {exc.strerror or exc}") from None
     return parse_record(raw, serial=serial, force=force, where=p.name)
-
-
-def calibration_of(record: dict[str, Any]) -> Calibration:
-    """The dsp Calibration (one model per device channel) of a checked record."""
-    return Calibration(tuple(model_from_dict(ch["model"]) for ch in record["channels"]))
 
 
 async def write_to_device(device: Any, record: dict[str, Any], *, force: bool = False) -> int:

@@ -51,35 +51,62 @@ def require(condition: bool, message: str) -> None:
 # --- analysis options shared by `analyze` and `plot` (dsp imported lazily) ---
 
 
-def add_analysis_options(parser: argparse.ArgumentParser) -> None:
-    """Detector options with the DESIGN.md defaults, for commands that analyse a file."""
-    parser.add_argument("file", type=existing_file, metavar="FILE", help="CSV (t, forces in N)")
+def positive_int(text: str) -> int:
+    """An argparse ``type=`` for a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
+    return value
+
+
+def position_list(text: str) -> tuple[tuple[float, float], ...]:
+    """An argparse ``type=`` for channel positions in mm: ``18,0;0,18;-18,0;0,-18``."""
+    try:
+        pairs = [part.split(",") for part in text.split(";") if part.strip()]
+        positions = tuple((float(a), float(b)) for a, b in pairs)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"positions must look like 18,0;0,18;-18,0 (mm), not {text!r}"
+        ) from None
+    if not positions:
+        raise argparse.ArgumentTypeError(f"positions must look like 18,0;0,18 (mm), not {text!r}")
+    return positions
+
+
+def add_detector_options(parser: argparse.ArgumentParser) -> None:
+    """Detector options (DESIGN.md defaults) for every command that analyses sessions.
+
+    Release threshold, hold, gap and maximum force left out come from the
+    recording (what ``knotsense record`` analysed it with), else the defaults.
+    """
     group = parser.add_argument_group("detection (DESIGN.md defaults)")
     group.add_argument(
         "--release-threshold",
         type=positive_float,
         metavar="N",
-        help="release level in N (required for a CSV: it has no session metadata)",
+        help="release level in N (default: the recording's; required for a CSV)",
     )
     group.add_argument(
         "--hold",
         type=positive_float,
-        default=60.0,
         metavar="S",
-        help="seconds a release must last (default 60)",
+        help="seconds a release must last (default: the recording's, else 60)",
     )
     group.add_argument(
         "--gap",
         type=float,
-        default=2.0,
         metavar="S",
-        help="dips up to this long do not end a release (default 2)",
+        help="dips up to this long do not end a release (default: the recording's, else 2)",
     )
     group.add_argument(
         "--max-force",
         type=positive_float,
         metavar="N",
-        help="the user's maximum: above it for over 1 s is overpressure",
+        help="the user's maximum: above it for over 1 s is overpressure "
+        "(default: the recording's, else not checked)",
     )
     group.add_argument(
         "--contact-floor",
@@ -124,6 +151,24 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         help="consecutive cycles that make rocking (default 3)",
     )
     group.add_argument(
+        "--positions",
+        type=position_list,
+        metavar="X,Y;X,Y...",
+        help="channel positions in mm, one pair per channel: rocking axis and circling "
+        "(default: the recording's device info; a CSV has none)",
+    )
+
+
+def add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    """A session file plus the detector options, for commands that analyse one file."""
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="a recording (.ksr), a CSV table (t, forces in N) or an XDF file with a "
+        "knotsense Force stream (.xdf, e.g. from LabRecorder; docs/lsl.md)",
+    )
+    add_detector_options(parser)
+    parser.add_argument(
         "--calibration",
         type=existing_file,
         metavar="JSON",
@@ -138,19 +183,17 @@ def analysis_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     Returns ``(table, x, config)``: *x* is what the pipeline gets (the forces,
     or the raw counts when ``--calibration`` puts a calibration in *config*).
     """
+    from knotsense.cli.targets import input_file
     from knotsense.dsp.calibration_models import Calibration
-    from knotsense.dsp.pipeline import PipelineConfig
     from knotsense.errors import CalibrationError, SessionFileError
+    from knotsense.host.analysis_options import AnalysisOptions
     from knotsense.host.tables import load_force_table
 
-    table = load_force_table(args.file)
-    threshold = args.release_threshold
-    if threshold is None:
-        threshold = table.meta.get("release_threshold")
-    require(
-        threshold is not None,
-        f"--release-threshold is required for {args.file} (the file has no session metadata)",
+    args.file = input_file(
+        args.file, "a recording (.ksr), a CSV table or an XDF file (.xdf)", session=True
     )
+    options = AnalysisOptions.from_namespace(args)
+    table = load_force_table(args.file)
     calibration = None
     x = table.forces
     if args.calibration is not None:
@@ -165,21 +208,7 @@ def analysis_inputs(args: argparse.Namespace) -> tuple[Any, Any, Any]:
         x = table.raw
     elif table.forces.shape[1] == 0:
         raise SessionFileError(f"{args.file}: only raw* columns; give --calibration to use them")
-    require(args.gap >= 0, f"--gap must be >= 0 s, got {args.gap}")
-    require(args.rocking_cycles >= 1, "--rocking-cycles must be >= 1")
-    config = PipelineConfig(
-        release_threshold=float(threshold),
-        hold=args.hold,
-        gap=args.gap,
-        max_force=args.max_force,
-        contact_floor=args.contact_floor,
-        rocking_min_freq=args.rocking_min_freq,
-        rocking_max_freq=args.rocking_max_freq,
-        rocking_min_p2p=args.rocking_min_p2p,
-        rocking_rel_p2p=args.rocking_rel_p2p,
-        rocking_min_cycles=args.rocking_cycles,
-        calibration=calibration,
-    )
+    config = options.config(table.meta, calibration, source=str(args.file))
     return table, x, config
 
 

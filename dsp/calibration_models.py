@@ -20,13 +20,16 @@ from knotsense.errors import CalibrationError
 FloatArray = NDArray[np.float64]
 
 __all__ = [
+    "MODEL_KINDS",
     "Calibration",
     "CalibrationModel",
+    "CalibrationStream",
     "LinearModel",
     "MonotoneModel",
     "PolynomialModel",
     "fit_model",
     "model_from_dict",
+    "register_model",
 ]
 
 
@@ -58,6 +61,11 @@ class CalibrationModel:
     @property
     def is_linear(self) -> bool:
         """True when the model is affine, so it commutes with averaging."""
+        return False
+
+    @property
+    def stateful(self) -> bool:
+        """True when the reading depends on the history (hysteresis branch, creep)."""
         return False
 
 
@@ -211,29 +219,45 @@ class MonotoneModel(CalibrationModel):
         }
 
 
-_KINDS: dict[str, type[CalibrationModel]] = {
-    LinearModel.kind: LinearModel,
-    PolynomialModel.kind: PolynomialModel,
-    MonotoneModel.kind: MonotoneModel,
-}
+MODEL_KINDS: dict[str, type[CalibrationModel]] = {}
+"""The model registry: ``"kind"`` name -> class. Records name their models by kind."""
+
+
+def register_model(cls: type[CalibrationModel]) -> type[CalibrationModel]:
+    """Add a model class to :data:`MODEL_KINDS` under its ``kind`` (usable as a decorator).
+
+    A new model kind (e.g. an FSR model with hysteresis terms) needs only a
+    frozen dataclass with ``kind``, ``apply``, ``inverse`` and ``to_dict``
+    whose fields are the keys of its dict; registering it makes
+    :func:`model_from_dict`, :class:`Calibration` and the calibration record
+    (:mod:`knotsense.dsp.calibration_record`) read it.
+    """
+    if not cls.kind:
+        raise ValueError(f"{cls.__name__} has no kind")
+    known = MODEL_KINDS.get(cls.kind)
+    if known is not None and known is not cls:
+        raise ValueError(f"model kind {cls.kind!r} is already {known.__name__}")
+    MODEL_KINDS[cls.kind] = cls
+    return cls
+
+
+for _cls in (LinearModel, PolynomialModel, MonotoneModel):
+    register_model(_cls)
 
 
 def model_from_dict(data: Mapping[str, Any]) -> CalibrationModel:
-    """Rebuild a model from :meth:`CalibrationModel.to_dict` output."""
-    if not isinstance(data, Mapping) or data.get("kind") not in _KINDS:
+    """Rebuild a model from :meth:`CalibrationModel.to_dict` output, by its registered kind.
+
+    The fields are the dict's other keys; each model's ``__post_init__``
+    normalises them (lists to tuples, ints to floats) and checks them.
+    """
+    if not isinstance(data, Mapping) or data.get("kind") not in MODEL_KINDS:
         raise CalibrationError(f"unknown calibration model: {data!r:.80}")
     fields = {k: v for k, v in data.items() if k != "kind"}
-    cls = _KINDS[data["kind"]]
+    cls = MODEL_KINDS[data["kind"]]
     try:
-        if cls is PolynomialModel:
-            fields["coefficients"] = tuple(fields["coefficients"])
-            if "domain" in fields:
-                fields["domain"] = tuple(fields["domain"])
-        elif cls is MonotoneModel:
-            fields["raw_knots"] = tuple(fields["raw_knots"])
-            fields["force_knots"] = tuple(fields["force_knots"])
         return cls(**fields)
-    except (TypeError, KeyError, ValueError) as exc:
+    except (TypeError, KeyError, ValueError, IndexError) as exc:
         raise CalibrationError(f"bad {data['kind']} calibration model: {exc}") from None
 
 
@@ -311,17 +335,33 @@ class Calibration:
                 f"calibration has {self.channels} channels, data has shape {arr.shape}"
             )
 
-    def apply(self, raw: ArrayLike) -> FloatArray:
-        """Newtons, shape ``(n, channels)``."""
+    @property
+    def stateful(self) -> bool:
+        """Some channel depends on the history: apply it with times, or through :meth:`stream`."""
+        return any(m.stateful for m in self.models)
+
+    def stream(self) -> CalibrationStream:
+        """A live calibrator from rest: ``process(t, raw)`` and ``reset()``."""
+        return CalibrationStream(self)
+
+    def apply(self, raw: ArrayLike, t: ArrayLike | None = None) -> FloatArray:
+        """Newtons, shape ``(n, channels)``.
+
+        With sample times *t* (s) a stateful calibration runs from rest over the
+        whole array (the same numbers as :meth:`stream`); without, every channel
+        reads as a load applied from rest at once (loading branch, no creep).
+        """
         arr = np.asarray(raw)
         self._check(arr)
+        if t is not None and self.stateful:
+            return self.stream().process(t, arr)
         if self.is_linear:
             gains, offsets = self.linear_coefficients()
             return arr * gains + offsets
         return np.stack([m.apply(arr[:, i]) for i, m in enumerate(self.models)], axis=1)
 
     def inverse(self, force: ArrayLike) -> FloatArray:
-        """Counts, shape ``(n, channels)``."""
+        """Counts, shape ``(n, channels)`` (a stateful model: its loading branch)."""
         arr = np.asarray(force, dtype=np.float64)
         self._check(arr)
         return np.stack([m.inverse(arr[:, i]) for i, m in enumerate(self.models)], axis=1)
@@ -335,3 +375,27 @@ class Calibration:
         if not isinstance(channels, Sequence) or isinstance(channels, str | bytes):
             raise CalibrationError("calibration record needs a 'channels' list")
         return cls(tuple(model_from_dict(c) for c in channels))
+
+
+class CalibrationStream:
+    """A :class:`Calibration` applied live, channel by channel; identical for any chunking."""
+
+    def __init__(self, calibration: Calibration) -> None:
+        self.calibration = calibration
+        self._streams = [m.stream() if m.stateful else None for m in calibration.models]  # type: ignore[attr-defined]
+
+    def reset(self) -> None:
+        """Every sensor at rest."""
+        for s in self._streams:
+            if s is not None:
+                s.reset()
+
+    def process(self, t: ArrayLike, raw: ArrayLike) -> FloatArray:
+        """Newtons for samples at times *t* (s), raw shape ``(n, channels)``."""
+        arr = np.asarray(raw)
+        self.calibration._check(arr)
+        tt = np.asarray(t, dtype=np.float64)
+        out = np.empty(arr.shape, dtype=np.float64)
+        for i, (m, s) in enumerate(zip(self.calibration.models, self._streams, strict=True)):
+            out[:, i] = m.apply(arr[:, i]) if s is None else s.process(tt, arr[:, i])
+        return out

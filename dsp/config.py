@@ -35,6 +35,9 @@ class PipelineConfig:
         spike_*: Hampel window (samples), threshold (MADs) and floor (N).
         positions: channel positions in mm (one row per channel), for the
             centre of pressure and the balance signal.
+        motion: with 2-D positions of 2+ channels, measure each rocking
+            episode's axis and extent and detect circling (dsp/motion.py).
+        circling_min_radius: smallest circling radius that counts (mm).
         saturation: (low, high) input values counted as saturated (counts when
             a calibration is given, N otherwise).
         calibration: raw counts -> N; None when the input is already in N.
@@ -71,6 +74,8 @@ class PipelineConfig:
     spike_sigmas: float = 4.0
     spike_min_jump: float = 5.0
     positions: tuple[tuple[float, ...], ...] | None = None
+    motion: bool = True
+    circling_min_radius: float = 1.0
     saturation: tuple[float, float] | None = None
     calibration: Calibration | None = None
     block: float = 0.0
@@ -86,7 +91,13 @@ class PipelineConfig:
         positive("max force", self.max_force, allow_none=True)
         for name in ("hold", "overpressure_time", "contact_floor", "detector_rate"):
             positive(name.replace("_", " "), getattr(self, name))
-        for name in ("level_cutoff", "max_gap", "quality_gap", "rocking_min_freq"):
+        for name in (
+            "level_cutoff",
+            "max_gap",
+            "quality_gap",
+            "rocking_min_freq",
+            "circling_min_radius",
+        ):
             positive(name.replace("_", " "), getattr(self, name))
         if not (math.isfinite(self.block) and 0 <= self.block <= 1.0):
             raise ConfigurationError(f"block must be 0..1 s, got {self.block!r}")

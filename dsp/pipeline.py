@@ -46,6 +46,7 @@ from knotsense.dsp.filters import (
     SpikeFilter,
     SpikeState,
 )
+from knotsense.dsp.motion import MotionTracker
 from knotsense.dsp.quality import QualityCounter, QualityStats
 from knotsense.dsp.results import Analysis, PipelineOutput
 from knotsense.dsp.signals import _row_sum, balance_axis, centre_of_pressure
@@ -66,7 +67,7 @@ __all__ = [
 _MIN, _MAX = np.minimum.reduce, np.maximum.reduce
 _SMALL_BINS = 32  # up to this many bins per call, filters and detectors run on floats
 _SMALL_CHUNK = 16  # up to this many samples per call, times are checked on floats
-_KIND_ORDER = {"contact": 0, "release": 1, "overpressure": 2, "rocking": 3}
+_KIND_ORDER = {"contact": 0, "release": 1, "overpressure": 2, "rocking": 3, "circling": 4}
 
 
 class Pipeline:
@@ -101,6 +102,7 @@ class Pipeline:
             c.rocking_min_p2p,
             c.rocking_rel_p2p,
             c.rocking_min_cycles,
+            band=(self._band.sos, c.detector_rate),
         )
         self._gains: FloatArray | None = None
         self._offsets: FloatArray | None = None
@@ -120,6 +122,13 @@ class Pipeline:
         )
         # Detectors that see every bin through BinDetector.process_bins (new kinds go here).
         self.extra_detectors: list[BinDetector] = []
+        self.motion: MotionTracker | None = None
+        pos = self._positions
+        if c.motion and pos is not None and pos.ndim == 2 and pos.shape[1] >= 2 and len(pos) >= 2:
+            self.motion = MotionTracker(
+                c.detector_rate, max_gap=c.max_gap, min_radius=c.circling_min_radius
+            )
+            self.extra_detectors.append(self.motion)
         self.reset()
 
     def reset(self) -> None:
@@ -128,6 +137,8 @@ class Pipeline:
             part.reset()
         for det in self.detectors:
             det.reset()
+        cal = self.config.calibration
+        self._calstream = cal.stream() if cal is not None and cal.stateful else None
         self.channels: int | None = None
         self._wvec: FloatArray | None = None
         self._empty: PipelineOutput | None = None
@@ -266,7 +277,10 @@ class Pipeline:
             if self._gains is not None:
                 total += self._offset_sum
         else:
-            chans[...] = c.calibration.apply(xx)
+            if self._calstream is not None:  # hysteresis / creep: the live, causal model
+                chans[...] = self._calstream.process(tt, xx)
+            else:
+                chans[...] = c.calibration.apply(xx)
             total = np.vecdot(chans, self._wvec)
         quality = self._quality
         quality.count_saturated(xx)
@@ -447,6 +461,8 @@ class Pipeline:
         closing: list[Event] = []
         for det in self.detectors:
             closing += det.finish()
+        if self.motion is not None:
+            closing = self.motion.annotate(closing)
         return replace(out, events=self._sorted(list(out.events) + closing))
 
     @staticmethod
@@ -518,6 +534,8 @@ class Pipeline:
             bins = DetectorInput(tb, total, level, osc, chans, cop)
             for det in self.extra_detectors:
                 events += det.process_bins(bins)
+            if self.motion is not None and events:
+                events = self.motion.annotate(events)
         return PipelineOutput(
             tb, total, level, osc, chans, cop, self._sorted(events) if events else ()
         )

@@ -19,6 +19,7 @@ from knotsense.dsp.detectors import (
     ReleaseEpisode,
     RockingEpisode,
 )
+from knotsense.dsp.motion import CirclingEpisode
 
 __all__ = ["SessionSummary", "summarize"]
 
@@ -29,7 +30,7 @@ def _r(x: float, nd: int = 3) -> float:
 
 @dataclass(frozen=True)
 class SessionSummary:
-    """Contacts, releases, release-band time, overpressure, rocking and signal quality."""
+    """Contacts, releases, release-band time, overpressure, rocking, circling and signal quality."""
 
     duration: float
     contacts: tuple[ContactEpisode, ...]
@@ -42,6 +43,7 @@ class SessionSummary:
     gap: float
     max_force: float | None
     quality: dict[str, Any]
+    circlings: tuple[CirclingEpisode, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         rel = self.releases
@@ -76,6 +78,15 @@ class SessionSummary:
                 "time_s": _r(sum(r.duration for r in rock)),
                 "frequencies_hz": [_r(r.frequency) for r in rock],
                 "cycles": [r.cycles for r in rock],
+                "axes_deg": [None if r.axis is None else _r(r.axis, 1) for r in rock],
+                "extents_mm": [None if r.extent is None else _r(r.extent, 2) for r in rock],
+            },
+            "circling": {
+                "count": len(self.circlings),
+                "time_s": _r(sum(c.duration for c in self.circlings)),
+                "turns": [_r(c.turns, 2) for c in self.circlings],
+                "directions": [c.direction for c in self.circlings],
+                "radii_mm": [_r(c.radius, 2) for c in self.circlings],
             },
             "signal_quality": self.quality,
         }
@@ -100,4 +111,5 @@ def summarize(
         gap=config.gap,
         max_force=config.max_force,
         quality=q,
+        circlings=tuple(e for e in eps if isinstance(e, CirclingEpisode)),
     )

@@ -31,6 +31,7 @@ SEGMENT_KINDS = (
     "lift_off",
     "step",
     "overpressure",
+    "circle",
 )
 
 
@@ -53,7 +54,10 @@ class Segment:
         freq_hz: rocking frequency.
         swing: rocking peak-to-peak load swing as a fraction of the mean load.
         cop_mm: mean centre of pressure (x, y) in mm from the knob centre.
-        cop_swing_mm: rocking amplitude of the centre of pressure along x.
+        cop_swing_mm: rocking amplitude of the centre of pressure along ``axis_deg``.
+        axis_deg: direction of the rocking's centre-of-pressure swing (0 = +x).
+        turns_per_s, radius_mm, direction: a circle segment's centre of pressure
+            going round its resting point ("ccw" or "cw"); the load stays level.
         peak: press peak force in N.
         ratio: fraction of the load left during a lift.
     """
@@ -73,6 +77,10 @@ class Segment:
     cop_swing_mm: float = 8.0
     peak: float | None = None
     ratio: float = 0.0
+    axis_deg: float = 0.0
+    turns_per_s: float = 0.5
+    radius_mm: float = 5.0
+    direction: str = "ccw"
 
     def __post_init__(self) -> None:
         if self.kind not in SEGMENT_KINDS:
@@ -85,6 +93,11 @@ class Segment:
             raise ConfigurationError(f"{self.kind} segment: force must be 0..5000 N")
         if self.kind == "rock" and not (0 < self.freq_hz < 20 and 0 <= self.swing < 2):
             raise ConfigurationError("rock segment: freq_hz must be 0..20, swing 0..2")
+        circle_ok = 0 < self.turns_per_s < 10 and 0 <= self.radius_mm < 100
+        if self.kind == "circle" and not (circle_ok and self.direction in ("cw", "ccw")):
+            raise ConfigurationError(
+                "circle segment: turns_per_s must be 0..10, radius_mm 0..100, direction cw or ccw"
+            )
         if not 0 <= self.ratio <= 1:
             raise ConfigurationError(f"{self.kind} segment: ratio must be 0..1")
         object.__setattr__(self, "cop_mm", tuple(float(v) for v in self.cop_mm))
@@ -114,7 +127,13 @@ _BREATH_MEAN = float(_w.mean())
 _BREATH_P2P = float(_w.max() - _w.min())
 del _u, _w
 
-_DEFAULT_BREATHING = {"hold": 0.05, "overpressure": 0.05, "rock": 0.03, "lie_down": 0.0}
+_DEFAULT_BREATHING = {
+    "hold": 0.05,
+    "overpressure": 0.05,
+    "rock": 0.03,
+    "circle": 0.03,
+    "lie_down": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -197,6 +216,8 @@ class LoadProfile:
         )
         shift_cop = rng.normal(0.0, 1.5, (n_shifts, 2))
         freq = seg.freq_hz * float(rng.uniform(0.97, 1.03)) if kind == "rock" else seg.freq_hz
+        if kind == "circle":  # freq_hz holds the circle's turns per second
+            freq = seg.turns_per_s * float(rng.uniform(0.97, 1.03))
         if kind == "step" or kind == "lie_down":
             cop_target = seg.cop_mm
         else:
@@ -306,7 +327,14 @@ class LoadProfile:
             env = _smooth(tau * c.freq_hz / 0.5) * _smooth((seg.duration - tau) * c.freq_hz / 0.5)
             wave = np.sin(2 * np.pi * c.freq_hz * tau) * env
             base = base * (1.0 + seg.swing / 2 * wave)
-            x = x + seg.cop_swing_mm * wave
+            x = x + seg.cop_swing_mm * math.cos(math.radians(seg.axis_deg)) * wave
+            y = y + seg.cop_swing_mm * math.sin(math.radians(seg.axis_deg)) * wave
+        if kind == "circle":
+            ends = 0.25 / c.freq_hz  # the radius grows and shrinks over a quarter turn
+            env = _smooth(tau / ends) * _smooth((seg.duration - tau) / ends)
+            angle = (1.0 if seg.direction == "ccw" else -1.0) * 2 * np.pi * c.freq_hz * tau
+            x = x + seg.radius_mm * env * np.cos(angle)
+            y = y + seg.radius_mm * env * np.sin(angle)
         if c.breathing_depth > 0:
             phase = self.breath_phase0 + c.breathing_hz * (tau + c.start)
             b = _breath_wave(phase)

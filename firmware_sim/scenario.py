@@ -197,6 +197,23 @@ class ScenarioBuilder:
     ) -> Self:
         return self.add("rock", duration, freq_hz=freq_hz, swing=swing, **params)
 
+    def circle(
+        self,
+        duration: float,
+        turns_per_s: float = 0.5,
+        radius_mm: float = 5.0,
+        direction: str = "ccw",
+        **params: Any,
+    ) -> Self:
+        return self.add(
+            "circle",
+            duration,
+            turns_per_s=turns_per_s,
+            radius_mm=radius_mm,
+            direction=direction,
+            **params,
+        )
+
     def press(self, duration: float = 1.5, peak: float | None = None) -> Self:
         return self.add("press", duration, peak=peak)
 

@@ -20,6 +20,9 @@ CONTACT_FLOOR_N = 5.0
 OVERPRESSURE_MIN_S = 1.0
 ROCK_BAND_HZ = (0.4, 3.0)
 ROCK_MIN_CYCLES = 3
+CIRCLE_RATE = (0.2, 2.0)  # turns per second
+CIRCLE_MIN_TURNS = 2.0
+CIRCLE_MIN_RADIUS_MM = 1.0
 TRUTH_RATE_HZ = 100.0
 TRUTH_SMOOTH_S = 0.5
 
@@ -105,7 +108,8 @@ def ground_truth(
     The "filtered total force" is the true applied total smoothed by a 0.5 s
     moving average, sampled at 100 Hz. Rocking comes from the rock segments
     that meet the definition (0.4-3 Hz, peak-to-peak at least max(8 N, 15 % of
-    the mean), at least 3 cycles).
+    the mean), at least 3 cycles), with their axis and extent; circling from the
+    circle segments of at least 2 turns at 0.2-2 turns/s.
     """
     dt = 1.0 / TRUTH_RATE_HZ
     t = np.arange(0.0, profile.duration, dt)
@@ -169,9 +173,31 @@ def ground_truth(
                     "rocking",
                     c.start,
                     c.end,
-                    {"freq_hz": c.freq_hz, "p2p_n": p2p, "mean_n": mean, "cycles": cycles},
+                    {
+                        "freq_hz": c.freq_hz,
+                        "p2p_n": p2p,
+                        "mean_n": mean,
+                        "cycles": cycles,
+                        "axis_deg": c.seg.axis_deg % 180.0,
+                        "extent_mm": 2.0 * c.seg.cop_swing_mm,
+                    },
                 )
             )
+    for c in profile.segments:
+        turns = c.freq_hz * c.seg.duration
+        if (
+            c.seg.kind == "circle"
+            and CIRCLE_RATE[0] <= c.freq_hz <= CIRCLE_RATE[1]
+            and turns >= CIRCLE_MIN_TURNS
+            and c.seg.radius_mm >= CIRCLE_MIN_RADIUS_MM
+        ):
+            figures = {
+                "turns": turns,
+                "direction": c.seg.direction,
+                "radius_mm": c.seg.radius_mm,
+                "turns_per_s": c.freq_hz,
+            }
+            intervals.append(TruthInterval("circling", c.start, c.end, figures))
     intervals.sort(key=lambda i: (i.start, i.kind))
     return GroundTruth(
         scenario_name,

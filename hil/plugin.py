@@ -12,7 +12,7 @@ Markers (what a test needs; a test that cannot run on the target is skipped
 with the reason):
 
 * ``hardware``: a real board (serial or BLE);
-* ``ble``: a BLE link (real or ``sim+ble``);
+* ``ble``: a BLE link (real, ``bumble://``, ``sim+ble`` or ``sim+bumble``);
 * ``bench``: a bench reference of the applied force (``--reference``, or the
   simulated world on a simulator target);
 * ``destructive``: reboots or NVM writes; on real hardware only with
@@ -39,7 +39,7 @@ from knotsense.protocol import DeviceInfo, StreamConfig
 
 MARKERS = {
     "hardware": "needs a real board (serial port or BLE), not a simulator",
-    "ble": "needs a BLE link (ble:// or sim+ble://)",
+    "ble": "needs a BLE link (ble://, bumble://, sim+ble:// or sim+bumble://)",
     "bench": "needs a bench reference of the applied force (--reference, or a simulator)",
     "destructive": "reboots the device or writes its NVM; real hardware needs --allow-destructive",
     "simulator_only": "needs the simulator's fault injection",
@@ -56,7 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("KNOTSENSE_DEVICE", DEFAULT_DEVICE),
         metavar="URL",
         help="device URL to test: /dev/ttyACM0, serial://..., ble://..., sim://?..., "
-        f"sim+pty://?..., sim+ble://?... (default: $KNOTSENSE_DEVICE or {DEFAULT_DEVICE})",
+        "sim+pty://?..., sim+ble://?..., sim+bumble://?... "
+        f"(default: $KNOTSENSE_DEVICE or {DEFAULT_DEVICE})",
     )
     group.addoption(
         "--reference",
@@ -110,11 +111,14 @@ def skip_reason(item: pytest.Item, config: pytest.Config) -> str | None:
     where = f"target is {target.label} ({target.url})"
     names = {m.name for m in item.iter_markers()}
     if "simulator_only" in names and not target.is_sim:
-        return f"fault injection needs a simulator target (sim://, sim+pty://, sim+ble://); {where}"
+        return (
+            "fault injection needs a simulator target "
+            f"(sim://, sim+pty://, sim+ble://, sim+bumble://); {where}"
+        )
     if "hardware" in names and not target.is_hardware:
         return f"needs a real board (--device /dev/ttyACM0 or ble://...); {where}"
     if "ble" in names and not target.is_ble:
-        return f"needs a BLE link (ble://... or sim+ble://...); {where}"
+        return f"needs a BLE link (ble://, bumble://, sim+ble:// or sim+bumble://); {where}"
     if "bench" in names and not (target.is_sim or config.getoption("--reference")):
         return f"needs a reference force gauge: pass --reference URL; {where}"
     if "destructive" in names and not target.is_sim and not config.getoption("--allow-destructive"):

@@ -30,7 +30,7 @@ from knotsense.protocol import (
 )
 
 T = TypeVar("T")
-SIM_SCHEMES = ("sim", "sim+pty", "sim+ble")
+SIM_SCHEMES = ("sim", "sim+pty", "sim+ble", "sim+bumble")
 DEFAULT_DEVICE = "sim://?scenario=calibration_bench&seed=1"
 
 
@@ -42,7 +42,7 @@ class Target:
 
     @property
     def scheme(self) -> str:
-        """The transport registry key: serial, ble, sim, sim+pty, sim+ble, replay."""
+        """The transport registry key: serial, ble, bumble, sim, sim+pty, sim+ble, ..."""
         return scheme_of(self.url)
 
     @property
@@ -56,11 +56,11 @@ class Target:
     @property
     def is_hardware(self) -> bool:
         """A real board (serial port, pyserial URL or BLE)."""
-        return self.scheme in ("serial", "ble")
+        return self.scheme in ("serial", "ble", "bumble")
 
     @property
     def is_ble(self) -> bool:
-        return self.scheme in ("ble", "sim+ble")
+        return self.scheme in ("ble", "sim+ble", "bumble", "sim+bumble")
 
     @property
     def query(self) -> dict[str, str]:
@@ -98,10 +98,10 @@ class Target:
             return {
                 "sim": "simulator, in-process byte link",
                 "sim+pty": "simulator behind a pty",
+                "sim+bumble": "simulator as a Bumble peripheral (real BLE stack)",
             }.get(self.scheme, "simulator behind the bleak backend")
-        return {"serial": "serial port", "ble": "BLE", "replay": "recorded session"}.get(
-            self.scheme, self.scheme
-        )
+        labels = {"serial": "serial port", "ble": "BLE", "bumble": "BLE through Bumble"}
+        return {**labels, "replay": "recorded session"}.get(self.scheme, self.scheme)
 
     def derive(self, tag: int = 0, **params: str | None) -> str:
         """A sibling simulator URL: same scheme and query, with *params* set (None removes).
@@ -117,7 +117,7 @@ class Target:
                 query.pop(key, None)
             else:
                 query[key] = value
-        if self.scheme == "sim+ble":
+        if self.scheme in ("sim+ble", "sim+bumble"):
             query["address"] = f"F0:4B:53:48:49:{tag & 0xFF:02X}"
         text = urlencode(query, safe=":/,@")
         return f"{self.scheme}://?{text}"

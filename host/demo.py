@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 import numpy as np
 
 from knotsense.dsp.calibration_models import Calibration, fit_model
+from knotsense.dsp.calibration_record import FORMAT, SCHEMA_VERSION, seal
 from knotsense.dsp.pipeline import PipelineConfig, analyze
 from knotsense.host.device import AsyncDevice
 from knotsense.host.export import export_csv
@@ -61,8 +62,6 @@ def ideal_bench_calibration(unit: Any, points: int = 41) -> dict[str, Any]:
     with ``bench.plan`` "ideal", no figures and no bench points, so the host
     applies it like a record from ``knotsense calibrate``.
     """
-    import hashlib
-
     kind = "linear" if unit.sensor == "load_cell" else "monotone"
     if kind == "monotone":
         points = min(points, 16)  # knots: the record must fit the device's 4096-byte NVM
@@ -76,8 +75,8 @@ def ideal_bench_calibration(unit: Any, points: int = 41) -> dict[str, Any]:
         models.append(fit_model(raw[rising], force[rising], kind))
     calibration = Calibration(tuple(models))
     record: dict[str, Any] = {
-        "format": "knotsense-calibration",
-        "schema_version": 1,
+        "format": FORMAT,
+        "schema_version": SCHEMA_VERSION,
         "device": {
             "serial": unit.serial,
             "model": "",
@@ -102,9 +101,7 @@ def ideal_bench_calibration(unit: Any, points: int = 41) -> dict[str, Any]:
         "limits": {},
         "verdict": "pass",
     }
-    body = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    record["checksum"] = "sha256:" + hashlib.sha256(body.encode()).hexdigest()
-    return record
+    return seal(record)
 
 
 def truth_on_session_time(truth: dict[str, Any], session: Any) -> dict[str, Any]:
@@ -133,6 +130,8 @@ async def provision(url: str) -> tuple[dict[str, Any], dict[str, Any]]:
         sim = device.transport.simulated_device
         record = ideal_bench_calibration(sim.unit)
         await device.get_info()
+        # Not device_blob(): its shorter bytes take fewer frames and would shift the
+        # demo's virtual timeline, and so its figures.
         await device.write_calibration(json.dumps(record).encode(), DEMO_CALIBRATION_ID)
         truth = sim.ground_truth().to_dict()
     return record, truth

@@ -22,10 +22,10 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Self
+from typing import Any, Self, TypeVar, cast
 
 import numpy as np
 
@@ -82,6 +82,7 @@ from knotsense.protocol import (
 )
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 RawHook = Callable[[str, bytes, float], None]
 """Called with ("rx" | "tx", bytes, host time) for every chunk that crosses the link."""
 
@@ -162,7 +163,7 @@ Small: the raw capture sees what the reader read, so a recording of a virtual-ti
 source that stops at a duration overshoots it by at most this backlog."""
 
 
-def _checked(response: Response, body: CommandBody) -> Response:
+def _checked(response: Response, body: CommandBody[Any]) -> Response:
     """*response*, or CommandError when its status is not OK."""
     if response.status != StatusCode.OK:
         status = response.status
@@ -236,7 +237,7 @@ class AsyncDevice:
     # -- life cycle ---------------------------------------------------------------------
 
     @classmethod
-    async def connect(cls, url: str, **kwargs: object) -> AsyncDevice:
+    async def connect(cls, url: str, **kwargs: Any) -> AsyncDevice:
         """Open the transport for *url* and start the reader.
 
         Raises:
@@ -244,7 +245,7 @@ class AsyncDevice:
         """
         transport = make_transport(url)
         await transport.open()
-        device = cls(transport, **kwargs)  # type: ignore[arg-type]
+        device = cls(transport, **kwargs)
         device.start()
         return device
 
@@ -289,10 +290,24 @@ class AsyncDevice:
 
     # -- commands -----------------------------------------------------------------------
 
+    async def call(
+        self, body: CommandBody[R], *, timeout: float | None = None, retries: int | None = None
+    ) -> R:
+        """Send one command, wait for its response and return its typed result.
+
+        ``await dev.call(GetInfo())`` is a DeviceInfo, ``await dev.call(Tare())``
+        a TareResult: the result type comes from the command (``CommandBody[R]``).
+
+        Raises:
+            DeviceTimeoutError, CommandError, LinkLostError: see :meth:`request`.
+            MessageError: the device's result does not decode.
+        """
+        return body.parse_result(await self.request(body, timeout=timeout, retries=retries))
+
     async def request(
-        self, body: CommandBody, *, timeout: float | None = None, retries: int | None = None
+        self, body: CommandBody[Any], *, timeout: float | None = None, retries: int | None = None
     ) -> Response:
-        """Send one command and wait for its response.
+        """Send one command and wait for its response (raw; :meth:`call` decodes it).
 
         Raises:
             DeviceTimeoutError: no answer after all attempts.
@@ -352,25 +367,24 @@ class AsyncDevice:
         """Round trip time of a PING, seconds (the echo is checked)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        result = (await self.request(Ping(data))).parse_result()
-        if result.data != data:  # type: ignore[union-attr]
+        result = await self.call(Ping(data))
+        if result.data != data:
             raise CommandError("PING echo does not match")
         return loop.time() - started
 
     async def get_info(self) -> DeviceInfo:
-        """Ask the device who it is (cached in :attr:`info`)."""
-        self.info = (await self.request(GetInfo())).parse_result()  # type: ignore[assignment]
-        return self.info  # type: ignore[return-value]
+        """Ask the device who it is (cached in ``info``)."""
+        self.info = info = await self.call(GetInfo())
+        return info
 
     async def get_status(self) -> Status:
         """Battery, temperature and the device's error counters."""
-        self.last_status = (await self.request(GetStatus())).parse_result()  # type: ignore[assignment]
-        return self.last_status  # type: ignore[return-value]
+        self.last_status = status = await self.call(GetStatus())
+        return status
 
     async def get_stream_config(self) -> StreamConfig:
-        config = (await self.request(GetStreamConfig())).parse_result()
-        self.stream_config = config  # type: ignore[assignment]
-        return config  # type: ignore[return-value]
+        self.stream_config = config = await self.call(GetStreamConfig())
+        return config
 
     async def configure_stream(
         self,
@@ -385,9 +399,8 @@ class AsyncDevice:
         mask = await self._channel_mask(channels)
         if encoding is None:
             encoding = encoding_for_bits((self.info or await self.get_info()).adc_bits)
-        config = (await self.request(SetStreamConfig(rate_hz, mask, encoding))).parse_result()
-        self.stream_config = config  # type: ignore[assignment]
-        return config  # type: ignore[return-value]
+        self.stream_config = config = await self.call(SetStreamConfig(rate_hz, mask, encoding))
+        return config
 
     async def _channel_mask(self, channels: Sequence[int] | int | None) -> int:
         if isinstance(channels, int):
@@ -413,9 +426,8 @@ class AsyncDevice:
         After a reconnect or a reboot the same configuration is restored.
         """
         if rate_hz is not None:
-            await self.configure_stream(rate_hz, channels, encoding)
-            mask = self.stream_config.channel_mask  # type: ignore[union-attr]
-            self._stream_args = (rate_hz, mask, encoding)
+            configured = await self.configure_stream(rate_hz, channels, encoding)
+            self._stream_args = (rate_hz, configured.channel_mask, encoding)
         self._streaming = True
         self._next_index = None
         self._rebooted = False
@@ -423,9 +435,8 @@ class AsyncDevice:
         # Queue from the first block on, even before stream() is called: samples that
         # arrive while the caller is still busy (reading thresholds ...) are kept.
         self._ensure_queue()
-        config = (await self.request(StartStream())).parse_result()
-        self.stream_config = config  # type: ignore[assignment]
-        return config  # type: ignore[return-value]
+        self.stream_config = config = await self.call(StartStream())
+        return config
 
     async def stop_stream(self) -> None:
         """Stop streaming (samples already received stay in the stream)."""
@@ -437,9 +448,7 @@ class AsyncDevice:
     ) -> TareResult:
         """Zero the device's detector on the unloaded channels (samples stay raw)."""
         mask = 0 if channels is None else await self._channel_mask(channels)
-        return (
-            await self.request(Tare(mask, n_samples), timeout=max(self.command_timeout, 3.0))
-        ).parse_result()  # type: ignore[return-value]
+        return await self.call(Tare(mask, n_samples), timeout=max(self.command_timeout, 3.0))
 
     async def read_calibration(self) -> tuple[int, bytes]:
         """The calibration record blob stored on the device, with its id (0, b"" if none)."""
@@ -447,9 +456,7 @@ class AsyncDevice:
         blob = bytearray()
         calibration_id, total = 0, None
         while total is None or len(blob) < total:
-            chunk: CalibrationChunk = (
-                await self.request(ReadCalibration(len(blob), min(255, room)))
-            ).parse_result()  # type: ignore[assignment]
+            chunk = await self.call(ReadCalibration(len(blob), min(255, room)))
             calibration_id, total = chunk.calibration_id, chunk.total_length
             if chunk.offset != len(blob) or (not chunk.data and len(blob) < total):
                 raise CommandError(f"calibration read out of step at offset {len(blob)}")
@@ -471,14 +478,14 @@ class AsyncDevice:
             raise CommandError("calibration read-back differs from what was written")
 
     async def read_thresholds(self) -> Thresholds:
-        return (await self.request(ReadThresholds())).parse_result()  # type: ignore[return-value]
+        return await self.call(ReadThresholds())
 
     async def write_thresholds(self, thresholds: Thresholds) -> Thresholds:
         """Store thresholds; returns them as stored (checked equal)."""
-        stored = (await self.request(WriteThresholds(thresholds))).parse_result()
+        stored = await self.call(WriteThresholds(thresholds))
         if stored != thresholds:
             raise CommandError("thresholds read back differ from what was written")
-        return stored  # type: ignore[return-value]
+        return stored
 
     async def reboot(self) -> None:
         """Restart the device; streaming resumes afterwards if it was on."""
@@ -513,7 +520,7 @@ class AsyncDevice:
                     if self._failure is not None:
                         raise self._failure
                     return
-                yield item  # type: ignore[misc]
+                yield cast(StreamItem, item)  # anything but _END is a StreamItem
         finally:
             # Nobody reads any more: stop queueing, and never hold the reader back.
             if self._queue is queue and not self._closed:
@@ -601,7 +608,7 @@ class AsyncDevice:
         device_us = first_us + (np.arange(n, dtype=np.int64) * block.period_ns) // 1000
         if n:
             self.mapper.add(device_us[-1] / 1e6, now)
-        host_s = self.mapper.map(device_us / 1e6)
+        host_s = np.asarray(self.mapper.map(device_us / 1e6))  # an array in, an array out
         expected = self._next_index
         if expected is None:
             if self._rebooted and n:
@@ -755,8 +762,8 @@ class AsyncDevice:
                 return
             if current.streaming:
                 await self.request(StopStream())
-            if not wanted:
-                await self.configure_stream(rate, mask, encoding)  # type: ignore[arg-type]
+            if rate is not None and not wanted:  # (not wanted implies a chosen rate)
+                await self.configure_stream(rate, mask, encoding)
             await self.request(StartStream())
         except CommandError as exc:
             if exc.status != StatusCode.INVALID_STATE:  # already streaming is fine
@@ -764,8 +771,8 @@ class AsyncDevice:
         except KnotsenseError as exc:
             log.warning("could not resume streaming: %s", exc)
 
-    def _spawn(self, coro: object) -> asyncio.Task[object]:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
+        task: asyncio.Task[object] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

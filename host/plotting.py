@@ -1,4 +1,4 @@
-"""Session plots: forces, the release band, episodes and gaps in one picture.
+"""Session plots: forces, the release band, episodes (rocking axes, circling) and gaps.
 
 matplotlib with the Agg backend (no display needed). Plots the decimated
 signals the pipeline produced, so an hour at 1 kHz draws as fast as a minute.
@@ -19,6 +19,7 @@ COLOURS = {
     "band": "#3b6fb6",
     "rocking": "#f08c00",
     "overpressure": "#d62728",
+    "circling": "#7b3fa0",
     "gap": "#666666",
 }
 
@@ -68,9 +69,10 @@ def plot_analysis(
     if top is not None:
         ax.axhline(top, color=COLOURS["overpressure"], lw=1, ls="--")
     for e in analysis.episodes:
-        if e.kind in ("release", "rocking", "overpressure"):
-            alpha = {"release": 0.18, "rocking": 0.35, "overpressure": 0.35}[e.kind]
-            target = (ax, axo) if e.kind == "rocking" else (ax,)
+        if e.kind in ("release", "rocking", "overpressure", "circling"):
+            alpha = {"release": 0.18, "rocking": 0.35, "overpressure": 0.35, "circling": 0.3}
+            alpha = alpha[e.kind]
+            target = (ax, axo) if e.kind in ("rocking", "circling") else (ax,)
             for a in target:
                 a.axvspan(e.start, e.end, color=COLOURS[e.kind], alpha=alpha, lw=0)
     gaps = _gaps(np.asarray(t, dtype=np.float64), max(config.quality_gap, 0.1))
@@ -120,14 +122,26 @@ def plot_analysis(
             )
         elif e.kind == "rocking":
             lim = axo.get_ylim()[1] if sig.osc.size else 1.0
+            axis = f"\n{e.axis:.0f}\N{DEGREE SIGN} {e.extent:.0f} mm" if e.axis is not None else ""
             axo.text(
                 (e.start + e.end) / 2,
                 lim * 0.8,
-                f"{e.frequency:.2f} Hz x{e.cycles}",
+                f"{e.frequency:.2f} Hz x{e.cycles}{axis}",
                 ha="center",
                 va="top",
                 fontsize=7,
                 color="#a05a00",
+            )
+        elif e.kind == "circling":
+            lim = axo.get_ylim()[0] if sig.osc.size else -1.0
+            axo.text(
+                (e.start + e.end) / 2,
+                lim * 0.8,
+                f"{e.turns:.1f} turns {e.direction}",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color=COLOURS["circling"],
             )
     ax.set_ylim(min(-5.0, float(np.nanmin(sig.total)) if sig.total.size else 0.0), ymax * 1.15)
     ax.set_ylabel("force (N)")
@@ -143,8 +157,11 @@ def plot_analysis(
     ]
     if top is not None:
         handles.append(Patch(color=COLOURS["overpressure"], alpha=0.4, label="overpressure"))
+    if any(e.kind == "circling" for e in analysis.episodes):
+        handles.append(Patch(color=COLOURS["circling"], alpha=0.4, label="circling"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     rel, rock, q = summary["releases"], summary["rocking"], summary["signal_quality"]
+    circ = summary.get("circling", {"count": 0, "turns": [], "directions": []})
     holds = ", ".join(f"{h:.0f}" for h in rel["hold_times_s"]) or "-"
     over = summary["overpressure"]
     box = "\n".join(
@@ -155,6 +172,16 @@ def plot_analysis(
             f"  time in band: {summary['time_in_release_band_s']:.0f} s",
             f"rocking: {rock['count']} episode(s), "
             + (", ".join(f"{f:.2f} Hz" for f in rock["frequencies_hz"][:4]) or "-"),
+            "  axes (deg): "
+            + (", ".join(f"{a:.0f}" for a in rock.get("axes_deg", [])[:6] if a is not None) or "-"),
+            f"circling: {circ['count']} episode(s), "
+            + (
+                ", ".join(
+                    f"{n:.1f} {d}"
+                    for n, d in zip(circ["turns"][:4], circ["directions"], strict=False)
+                )
+                or "-"
+            ),
             "overpressure: "
             + (
                 "not checked"

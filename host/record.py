@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knotsense.dsp.detectors import Episode
 from knotsense.dsp.pipeline import LIVE_BLOCK_S, Pipeline, PipelineConfig
@@ -35,6 +35,9 @@ from knotsense.host.recording import (
 from knotsense.host.session import calibration_from_metadata
 from knotsense.host.transports import make_transport
 from knotsense.protocol import ThresholdFlags
+
+if TYPE_CHECKING:
+    from knotsense.host.lsl import LslOptions, LslStreams
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ async def record_session(
     overwrite: bool = False,
     view_factory: Callable[[LiveState, AsyncDevice], Any] | None = None,
     reconnect: ReconnectPolicy | None = ReconnectPolicy(),  # noqa: B008 - frozen
+    lsl: LslOptions | bool | None = None,
 ) -> RecordResult:
     """Record from *url* into *path* until *duration_s* (session time) or Ctrl-C.
 
@@ -79,11 +83,14 @@ async def record_session(
         calibration_record: a calibration record to use instead of the
             device's; it is stored in the recording's metadata either way.
         view_factory: builds the live view (a context manager with ``refresh()``).
+        lsl: also publish Lab Streaming Layer outlets (Force + Markers) while
+            recording (True: default names; needs the ``lsl`` extra).
     """
     config = pipeline_config or PipelineConfig()
     transport = make_transport(url)
     await transport.open()
     recorder: Recorder | None = None
+    lab: LslStreams | None = None
     device = AsyncDevice(transport, reconnect=reconnect)
     stop = asyncio.Event()
     stopped_by = "duration"
@@ -111,6 +118,8 @@ async def record_session(
         recorder.meta({"stream_config": stream_config}, transport.clock())
 
         config = await _complete_config(device, config, stream_config, calibration_record)
+        # What the session was analysed with, so analyze and batch use the same later.
+        recorder.meta({"analysis": analysis_parameters(config)}, transport.clock())
         # Frames bring about 10 ms each: run the chain on 0.2 s blocks (the results
         # are the same; events come at most 0.2 s later, within the 0.5 s bound).
         pipeline = Pipeline(config if config.block else replace(config, block=LIVE_BLOCK_S))
@@ -121,6 +130,14 @@ async def record_session(
             hold_s=config.hold,
             contact_floor=config.contact_floor,
         )
+        if lsl:
+            lab = _open_lsl(lsl, info, stream_config, config, recorder, transport.clock)
+            if lab.options.wait_s > 0 and not await asyncio.to_thread(
+                lab.wait_for_consumers, lab.options.wait_s
+            ):
+                log.warning(
+                    "no LSL inlet connected within %g s; streaming anyway", lab.options.wait_s
+                )
         view = view_factory(state, device) if view_factory else contextlib.nullcontext()
         t0: float | None = None
         last_t: float | None = None
@@ -138,6 +155,9 @@ async def record_session(
                         t = t + (last_t - t[0] + period_s)
                     last_t = float(t[-1])
                     out = pipeline.process(t, item.raw)
+                    if lab is not None:
+                        lab.push_samples(t + t0, item.raw)
+                        lab.push_events(out.events, t0)
                     episodes += [e for e in out.events if isinstance(e, Episode)]
                     forces = None if config.calibration is None else out.channels
                     state.on_output(out, forces)
@@ -145,11 +165,15 @@ async def record_session(
                         break
                 elif isinstance(item, Gap):
                     recorder.mark(MARK_GAP, asdict(item), transport.clock())
+                    if lab is not None:
+                        lab.push_gap(item.start_s, item.end_s, item.samples_lost, item.reason)
                 elif isinstance(item, LinkChange):
                     kind = {"lost": MARK_LINK_LOST, "restored": MARK_RECONNECTED}.get(
                         item.kind, MARK_NOTE
                     )
                     recorder.mark(kind, {"kind": item.kind, "detail": item.detail}, item.at)
+                    if lab is not None:
+                        lab.push_link(item.kind, item.at, item.detail)
                 elif isinstance(item, Notice):
                     pass
                 if view_factory:
@@ -157,6 +181,8 @@ async def record_session(
             else:
                 stopped_by = "interrupted" if stop.is_set() else "idle"
             final = pipeline.finish()
+            if lab is not None:
+                lab.push_events(final.events, recorder.metadata["start_unix"] if t0 is None else t0)
             episodes += [e for e in final.events if isinstance(e, Episode)]
             state.on_output(final, None)
             if view_factory:
@@ -176,6 +202,8 @@ async def record_session(
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+        if lab is not None:
+            await asyncio.to_thread(lab.close)  # it may linger for an inlet to catch up
         await device.close()
         if recorder is not None:
             recorder.close({"stopped_by": "error", "stats": device.stats})
@@ -219,6 +247,39 @@ async def _complete_config(
     return replace(config, **changes) if changes else config
 
 
+def _open_lsl(
+    lsl: LslOptions | bool,
+    info: Any,
+    stream_config: Any,
+    config: PipelineConfig,
+    recorder: Recorder,
+    clock: Callable[[], float],
+) -> LslStreams:
+    from knotsense.host.lsl import LslOptions, LslStreams
+
+    keys = ("device_url", "device_info", "start_time", "analysis")
+    meta = {k: recorder.metadata.get(k) for k in keys if k in recorder.metadata}
+    return LslStreams.for_session(
+        info,
+        stream_config,
+        config,
+        start_unix=float(recorder.metadata["start_unix"]),
+        host_clock=clock,
+        metadata=meta,
+        options=lsl if isinstance(lsl, LslOptions) else None,
+    )
+
+
+def analysis_parameters(config: PipelineConfig) -> dict[str, Any]:
+    """The per-session detector parameters a recording carries (metadata ``analysis``)."""
+    return {
+        "release_threshold": config.release_threshold,
+        "hold": config.hold,
+        "gap": config.gap,
+        "max_force": config.max_force,
+    }
+
+
 def _raw_hook(recorder: Recorder) -> Callable[[str, bytes, float], None]:
     def hook(direction: str, data: bytes, host_time: float) -> None:
         if direction == "rx":
@@ -248,13 +309,21 @@ async def _until(items: Any, stop: asyncio.Event) -> Any:
 
 
 def load_calibration_record(path: str | Path) -> dict[str, Any]:
-    """Read a calibration record file (JSON object)."""
+    """Read a calibration record file; a ``knotsense-calibration`` record is checked in full.
+
+    Other JSON objects (``Calibration.to_dict()`` output) pass through to
+    :func:`~knotsense.host.session.calibration_from_metadata`, which reads them too.
+    """
+    from knotsense.dsp.calibration_record import is_record, parse_record
+
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise CalibrationError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    try:
+        record = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise CalibrationError(f"{path}: not JSON: {exc}") from None
     if not isinstance(record, dict):
         raise CalibrationError(f"{path}: a calibration record is a JSON object")
-    return record
+    return parse_record(record, where=str(path)) if is_record(record) else record

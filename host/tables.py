@@ -9,6 +9,7 @@ loader returns a :class:`ForceTable`; every problem with the file is a one-line
 from __future__ import annotations
 
 import csv
+import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,8 +20,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from knotsense.errors import SessionFileError
+from knotsense.host.lab import FORCE_TYPE, TOTAL_LABEL, UNIT_COUNTS, UNIT_NEWTONS
+from knotsense.host.xdf import MAGIC as XDF_MAGIC
+from knotsense.host.xdf import XdfStream, read_xdf
 
-__all__ = ["LOADERS", "ForceTable", "load_csv", "load_force_table", "load_recording"]
+__all__ = [
+    "LOADERS",
+    "ForceTable",
+    "load_csv",
+    "load_force_table",
+    "load_recording",
+    "load_xdf",
+    "table_of_session",
+]
 
 
 @dataclass(frozen=True)
@@ -33,7 +45,8 @@ class ForceTable:
         names: the force column names.
         raw: ``(n, raw channels)`` raw counts, when the file has ``raw*`` columns.
         raw_names: their names.
-        meta: session metadata (e.g. ``release_threshold``); empty for a plain CSV.
+        meta: session metadata (e.g. ``release_threshold``; ``positions``, the
+            channel positions in mm from the device info); empty for a plain CSV.
     """
 
     t: NDArray[np.float64]
@@ -113,9 +126,13 @@ def load_recording(path: Path) -> ForceTable:
     """
     from knotsense.host.session import load_session
 
-    session = load_session(path)
+    return table_of_session(load_session(path))
+
+
+def table_of_session(session: Any) -> ForceTable:
+    """A loaded :class:`~knotsense.host.session.Session` as a force table (see load_recording)."""
     if session.n_samples == 0:
-        raise SessionFileError(f"{path}: the recording holds no samples")
+        raise SessionFileError(f"{session.path}: the recording holds no samples")
     n, c = session.raw.shape
     raw = session.raw.astype(np.float64)
     if session.present is not None:
@@ -128,15 +145,29 @@ def load_recording(path: Path) -> ForceTable:
         names=names,
         raw=raw,
         raw_names=tuple(f"raw{i}" for i in range(c)),
-        meta=dict(session.metadata),
+        meta=_with_positions(dict(session.metadata), session),
     )
+
+
+def _with_positions(meta: dict[str, Any], session: Any) -> dict[str, Any]:
+    """*meta* plus ``positions`` (mm, per streamed channel) from the device info, if known."""
+    channels = getattr(session.device_info, "channels", None)
+    if "positions" in meta or not channels:
+        return meta
+    ids = session.channel_ids
+    if any(i >= len(channels) for i in ids):
+        return meta
+    pos = [[float(channels[i].x_mm), float(channels[i].y_mm)] for i in ids]
+    if any(x or y for x, y in pos):  # all at the origin: the device does not know them
+        meta["positions"] = pos
+    return meta
 
 
 LOADERS[".ksr"] = load_recording
 
 
 def load_force_table(path: str | Path) -> ForceTable:
-    """Load *path* with the loader for its file type (recordings by their magic bytes)."""
+    """Load *path* with the loader for its file type (recordings and XDF also by their magic)."""
     from knotsense.host.recording import is_recording
 
     p = Path(path)
@@ -144,10 +175,94 @@ def load_force_table(path: str | Path) -> ForceTable:
         raise SessionFileError(f"{p}: no such file")
     if is_recording(p):
         return load_recording(p)
+    if _starts_with(p, XDF_MAGIC):
+        return load_xdf(p)
     loader = LOADERS.get(p.suffix.lower())
     if loader is None or loader is load_recording:
         kinds = ", ".join(sorted(LOADERS))
         if loader is load_recording:
             raise SessionFileError(f"{p}: not a knotsense recording (bad magic)")
-        raise SessionFileError(f"{p}: unknown file type {p.suffix or '(none)'}; known: {kinds}")
+        raise SessionFileError(
+            f"{p}: unknown file type {p.suffix or '(none)'}; expected a recording or a table "
+            f"(known: {kinds})"
+        )
     return loader(p)
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(len(magic)) == magic
+    except OSError:
+        return False
+
+
+def is_knotsense_force(stream: XdfStream) -> bool:
+    """A Force stream written by knotsense (ours, or our live outlet via LabRecorder)."""
+    desc = stream.desc
+    return (
+        stream.type == FORCE_TYPE
+        and desc is not None
+        and desc.find("knotsense") is not None
+        and stream.channel_format != "string"
+    )
+
+
+def load_xdf(path: Path) -> ForceTable:
+    """The knotsense Force stream of an XDF file as a force table on the session timeline.
+
+    Forces (columns ``f0..``) when the stream is in newtons; raw counts only
+    (``raw0..``) when it is in counts (analyze/plot then need
+    ``--calibration``). The ``total`` channel is left out (the pipeline sums).
+    ``meta`` is the session metadata stored in the stream's description.
+
+    Raises:
+        SessionFileError: not XDF, malformed, or no knotsense Force stream in it.
+    """
+    p = Path(path)
+    streams = read_xdf(p)
+    ours = [s for s in streams if is_knotsense_force(s)]
+    if not ours:
+        found = ", ".join(f"{s.name!r} ({s.type})" for s in streams) or "none"
+        raise SessionFileError(f"{p}: no knotsense Force stream in this XDF file ({found})")
+    stream = ours[0]
+    desc = stream.desc
+    assert desc is not None
+    ks = desc.find("knotsense")
+    assert ks is not None
+    try:
+        origin = float((ks.findtext("session_start_stream") or "0").strip())
+        meta = json.loads(ks.findtext("metadata") or "{}")
+    except ValueError as exc:
+        raise SessionFileError(f"{p}: malformed knotsense description: {exc}") from None
+    if not isinstance(meta, dict):
+        meta = {}
+    labels, units = [], []
+    for ch in desc.findall("channels/channel"):
+        labels.append((ch.findtext("label") or "").strip())
+        units.append((ch.findtext("unit") or "").strip())
+    if len(labels) != stream.channel_count:
+        raise SessionFileError(
+            f"{p}: stream {stream.name!r} describes {len(labels)} channels, "
+            f"has {stream.channel_count}"
+        )
+    if stream.time_stamps.size == 0:
+        raise SessionFileError(f"{p}: stream {stream.name!r} holds no samples")
+    sensors = [k for k, label in enumerate(labels) if label != TOTAL_LABEL]
+    unit = {units[k] for k in sensors}
+    if len(unit) != 1 or unit - {UNIT_NEWTONS, UNIT_COUNTS}:
+        raise SessionFileError(f"{p}: stream {stream.name!r} has channel units {sorted(unit)}")
+    t = stream.time_stamps - origin
+    steps = np.diff(t)
+    if not np.all(np.isfinite(t)) or (steps.size and not np.all(steps > 0)):
+        raise SessionFileError(f"{p}: stream {stream.name!r} timestamps are not increasing")
+    x = np.asarray(stream.time_series, dtype=np.float64)[:, sensors]
+    names = tuple(labels[k] for k in sensors)
+    if unit == {UNIT_NEWTONS}:
+        return ForceTable(t=t, forces=x, names=names, meta=meta)
+    return ForceTable(
+        t=t, forces=np.empty((t.size, 0)), names=(), raw=x, raw_names=names, meta=meta
+    )
+
+
+LOADERS[".xdf"] = load_xdf

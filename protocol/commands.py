@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 from knotsense.errors import MessageError
 from knotsense.protocol.messages import (
@@ -174,291 +174,7 @@ class Thresholds:
         return total >> 16
 
 
-# --- command bodies -----------------------------------------------------------------------
-
-
-class CommandBody:
-    """Arguments of one command; subclasses set ``OPCODE``."""
-
-    OPCODE: ClassVar[int]
-
-    def encode_args(self) -> bytes:
-        return b""
-
-    @classmethod
-    def decode_args(cls, args: bytes) -> Self:
-        return cls()
-
-
-@dataclass(frozen=True, slots=True)
-class Ping(CommandBody):
-    """Echo test; ``data`` (at most 64 bytes) comes back as the result."""
-
-    OPCODE: ClassVar[int] = Opcode.PING
-    data: bytes = b""
-
-    def encode_args(self) -> bytes:
-        return self.data
-
-    @classmethod
-    def decode_args(cls, args: bytes) -> Self:
-        if len(args) > MAX_PING_DATA:
-            raise MessageError(f"Ping: {len(args)} bytes of data, at most {MAX_PING_DATA}")
-        return cls(args)
-
-
-@dataclass(frozen=True, slots=True)
-class GetInfo(CommandBody):
-    """Result: a DeviceInfo payload."""
-
-    OPCODE: ClassVar[int] = Opcode.GET_INFO
-
-
-@dataclass(frozen=True, slots=True)
-class StartStream(CommandBody):
-    """Start streaming with the current configuration. Result: StreamConfig."""
-
-    OPCODE: ClassVar[int] = Opcode.START_STREAM
-
-
-@dataclass(frozen=True, slots=True)
-class StopStream(CommandBody):
-    """Stop streaming. Result: empty."""
-
-    OPCODE: ClassVar[int] = Opcode.STOP_STREAM
-
-
-@dataclass(frozen=True, slots=True)
-class SetStreamConfig(CommandBody):
-    """Choose rate, channels and encoding. Result: the StreamConfig now in force.
-
-    Arguments::
-
-        0   u16  rate_hz        one of DeviceInfo.sample_rates
-        2   u8   channel_mask   non-zero, only existing channels
-        3   u8   encoding       2 int16, 3 int24, 4 int32
-    """
-
-    OPCODE: ClassVar[int] = Opcode.SET_STREAM_CONFIG
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<HBB")
-    rate_hz: int
-    channel_mask: int
-    encoding: Encoding | int = Encoding.INT16
-
-    def encode_args(self) -> bytes:
-        return self.LAYOUT.pack(self.rate_hz, self.channel_mask, int(self.encoding))
-
-    @classmethod
-    def decode_args(cls, args: bytes) -> Self:
-        _need(args, cls.LAYOUT.size, "SetStreamConfig")
-        rate, mask, enc = cls.LAYOUT.unpack_from(args)
-        return cls(rate, mask, _enum(Encoding, enc))
-
-
-@dataclass(frozen=True, slots=True)
-class GetStreamConfig(CommandBody):
-    """Result: StreamConfig."""
-
-    OPCODE: ClassVar[int] = Opcode.GET_STREAM_CONFIG
-
-
-@dataclass(frozen=True, slots=True)
-class Tare(CommandBody):
-    """Average the unloaded channels and store them as the detector's zeros.
-
-    Streamed samples stay raw; the result tells the host the new zeros.
-
-    Arguments::
-
-        0   u8   channel_mask   0 = all channels
-        1   u16  n_samples      samples to average (0 = device default, 16)
-
-    Result: u8 channel_mask, then one i32 zero per channel in the mask.
-    """
-
-    OPCODE: ClassVar[int] = Opcode.TARE
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<BH")
-    channel_mask: int = 0
-    n_samples: int = 0
-
-    def encode_args(self) -> bytes:
-        return self.LAYOUT.pack(self.channel_mask, self.n_samples)
-
-    @classmethod
-    def decode_args(cls, args: bytes) -> Self:
-        _need(args, cls.LAYOUT.size, "Tare")
-        return cls(*cls.LAYOUT.unpack_from(args))
-
-
-@dataclass(frozen=True, slots=True)
-class ReadCalibration(CommandBody):
-    """Read part of the calibration record blob.
-
-    Arguments: u16 offset, u8 max_length. Result: :class:`CalibrationChunk`.
-    """
-
-    OPCODE: ClassVar[int] = Opcode.READ_CALIBRATION
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<HB")
-    offset: int
-    max_length: int
-
-    def encode_args(self) -> bytes:
-        return self.LAYOUT.pack(self.offset, self.max_length)
-
-    @classmethod
-    def decode_args(cls, args: bytes) -> Self:
-        _need(args, cls.LAYOUT.size, "ReadCalibration")
-        return cls(*cls.LAYOUT.unpack_from(args))
-
-
-@dataclass(frozen=True, slots=True)
-class WriteCalibration(CommandBody):
-    """Stage part of a new calibration record blob (nothing is stored until commit).
-
-    Arguments: u16 offset, u16 total_length, then the data bytes. Result: empty.
-    """
-
-    OPCODE: ClassVar[int] = Opcode.WRITE_CALIBRATION
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<HH")
-    offset: int
-    total_length: int
-    data: bytes
-
-    def encode_args(self) -> bytes:
-        return self.LAYOUT.pack(self.offset, self.total_length) + self.data
-
-    @classmethod
-    def decode_args(cls, args: bytes) -> Self:
-        _need(args, cls.LAYOUT.size, "WriteCalibration")
-        offset, total = cls.LAYOUT.unpack_from(args)
-        return cls(offset, total, args[cls.LAYOUT.size :])
-
-
-@dataclass(frozen=True, slots=True)
-class CommitCalibration(CommandBody):
-    """Check the staged blob and store it in NVM with a new calibration id.
-
-    Arguments: u32 calibration_id, u16 total_length, u16 crc (CRC-16/IBM-3740
-    of the whole blob). CHECKSUM_MISMATCH when the staged bytes disagree.
-    """
-
-    OPCODE: ClassVar[int] = Opcode.COMMIT_CALIBRATION
-    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<IHH")
-    calibration_id: int
-    total_length: int
-    crc: int
-
-    def encode_args(self) -> bytes:
-        return self.LAYOUT.pack(self.calibration_id, self.total_length, self.crc)
-
-    @classmethod
-    def decode_args(cls, args: bytes) -> Self:
-        _need(args, cls.LAYOUT.size, "CommitCalibration")
-        return cls(*cls.LAYOUT.unpack_from(args))
-
-
-@dataclass(frozen=True, slots=True)
-class ReadThresholds(CommandBody):
-    """Result: the :class:`Thresholds` record in force."""
-
-    OPCODE: ClassVar[int] = Opcode.READ_THRESHOLDS
-
-
-@dataclass(frozen=True, slots=True)
-class WriteThresholds(CommandBody):
-    """Store a :class:`Thresholds` record in NVM. Result: the record as stored."""
-
-    OPCODE: ClassVar[int] = Opcode.WRITE_THRESHOLDS
-    thresholds: Thresholds
-
-    def encode_args(self) -> bytes:
-        return self.thresholds.encode()
-
-    @classmethod
-    def decode_args(cls, args: bytes) -> Self:
-        return cls(Thresholds.decode(args))
-
-
-@dataclass(frozen=True, slots=True)
-class Reboot(CommandBody):
-    """Answer OK, then restart: sequence numbers and the device clock start over."""
-
-    OPCODE: ClassVar[int] = Opcode.REBOOT
-
-
-@dataclass(frozen=True, slots=True)
-class GetStatus(CommandBody):
-    """Result: a Status payload."""
-
-    OPCODE: ClassVar[int] = Opcode.GET_STATUS
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownCommand(CommandBody):
-    """A command whose opcode this version does not know (raw arguments kept)."""
-
-    opcode: int
-    args: bytes = b""
-
-    def encode_args(self) -> bytes:
-        return self.args
-
-    @property
-    def OPCODE(self) -> int:  # type: ignore[override]
-        return self.opcode
-
-
-COMMAND_BODIES: dict[int, type[CommandBody]] = {
-    cls.OPCODE: cls
-    for cls in (
-        Ping,
-        GetInfo,
-        StartStream,
-        StopStream,
-        SetStreamConfig,
-        GetStreamConfig,
-        Tare,
-        ReadCalibration,
-        WriteCalibration,
-        CommitCalibration,
-        ReadThresholds,
-        WriteThresholds,
-        Reboot,
-        GetStatus,
-    )
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Command(Message):
-    """A command frame: request id plus a typed body."""
-
-    TYPE: ClassVar[int] = MessageType.COMMAND
-    request_id: int
-    body: CommandBody
-
-    @property
-    def opcode(self) -> int:
-        return int(self.body.OPCODE)
-
-    def encode(self) -> bytes:
-        return struct.pack("<HB", self.request_id, self.opcode) + self.body.encode_args()
-
-    @classmethod
-    def decode(cls, payload: bytes) -> Self:
-        _need(payload, 3, "Command")
-        request_id, opcode = struct.unpack_from("<HB", payload)
-        args = payload[3:]
-        body_cls = COMMAND_BODIES.get(opcode)
-        if body_cls is None:
-            return cls(request_id, UnknownCommand(opcode, args))
-        try:
-            return cls(request_id, body_cls.decode_args(args))
-        except MessageError as exc:
-            raise BadCommandArguments(str(exc), request_id, opcode) from None
-
-
-# --- responses ----------------------------------------------------------------------------
+# --- results ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,6 +245,296 @@ class EmptyResult:
         return cls()
 
 
+# --- command bodies -----------------------------------------------------------------------
+
+
+R = TypeVar("R")
+"""The result type of a command (DeviceInfo for GetInfo, StreamConfig for StartStream ...)."""
+
+
+class CommandBody(Generic[R]):
+    """Arguments of one command; subclasses set ``OPCODE`` and ``RESULT``.
+
+    A body is generic in its result: ``GetInfo`` is a ``CommandBody[DeviceInfo]``
+    and its ``RESULT`` is ``DeviceInfo``, so :meth:`parse_result` (and
+    ``AsyncDevice.call``) give a typed result.
+    """
+
+    OPCODE: ClassVar[int]
+    RESULT: ClassVar[type[Any]]
+    """The class whose ``decode`` reads the result; the same as the type argument R."""
+
+    def parse_result(self, response: Response) -> R:
+        """This command's result from its *response* (see :meth:`Response.parse_result`).
+
+        Raises:
+            MessageError: not OK, or a malformed result.
+        """
+        # RESULT is R (tests/protocol/test_messages.py checks every body), so the
+        # union that Response.parse_result returns narrows to R here, once.
+        return cast(R, response.parse_result())
+
+    def encode_args(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode_args(cls, args: bytes) -> Self:
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(CommandBody[PingResult]):
+    """Echo test; ``data`` (at most 64 bytes) comes back as the result."""
+
+    OPCODE: ClassVar[int] = Opcode.PING
+    RESULT: ClassVar[type[Any]] = PingResult
+    data: bytes = b""
+
+    def encode_args(self) -> bytes:
+        return self.data
+
+    @classmethod
+    def decode_args(cls, args: bytes) -> Self:
+        if len(args) > MAX_PING_DATA:
+            raise MessageError(f"Ping: {len(args)} bytes of data, at most {MAX_PING_DATA}")
+        return cls(args)
+
+
+@dataclass(frozen=True, slots=True)
+class GetInfo(CommandBody[DeviceInfo]):
+    """Result: a DeviceInfo payload."""
+
+    OPCODE: ClassVar[int] = Opcode.GET_INFO
+    RESULT: ClassVar[type[Any]] = DeviceInfo
+
+
+@dataclass(frozen=True, slots=True)
+class StartStream(CommandBody[StreamConfig]):
+    """Start streaming with the current configuration. Result: StreamConfig."""
+
+    OPCODE: ClassVar[int] = Opcode.START_STREAM
+    RESULT: ClassVar[type[Any]] = StreamConfig
+
+
+@dataclass(frozen=True, slots=True)
+class StopStream(CommandBody[EmptyResult]):
+    """Stop streaming. Result: empty."""
+
+    OPCODE: ClassVar[int] = Opcode.STOP_STREAM
+    RESULT: ClassVar[type[Any]] = EmptyResult
+
+
+@dataclass(frozen=True, slots=True)
+class SetStreamConfig(CommandBody[StreamConfig]):
+    """Choose rate, channels and encoding. Result: the StreamConfig now in force.
+
+    Arguments::
+
+        0   u16  rate_hz        one of DeviceInfo.sample_rates
+        2   u8   channel_mask   non-zero, only existing channels
+        3   u8   encoding       2 int16, 3 int24, 4 int32
+    """
+
+    OPCODE: ClassVar[int] = Opcode.SET_STREAM_CONFIG
+    RESULT: ClassVar[type[Any]] = StreamConfig
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<HBB")
+    rate_hz: int
+    channel_mask: int
+    encoding: Encoding | int = Encoding.INT16
+
+    def encode_args(self) -> bytes:
+        return self.LAYOUT.pack(self.rate_hz, self.channel_mask, int(self.encoding))
+
+    @classmethod
+    def decode_args(cls, args: bytes) -> Self:
+        _need(args, cls.LAYOUT.size, "SetStreamConfig")
+        rate, mask, enc = cls.LAYOUT.unpack_from(args)
+        return cls(rate, mask, _enum(Encoding, enc))
+
+
+@dataclass(frozen=True, slots=True)
+class GetStreamConfig(CommandBody[StreamConfig]):
+    """Result: StreamConfig."""
+
+    OPCODE: ClassVar[int] = Opcode.GET_STREAM_CONFIG
+    RESULT: ClassVar[type[Any]] = StreamConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Tare(CommandBody[TareResult]):
+    """Average the unloaded channels and store them as the detector's zeros.
+
+    Streamed samples stay raw; the result tells the host the new zeros.
+
+    Arguments::
+
+        0   u8   channel_mask   0 = all channels
+        1   u16  n_samples      samples to average (0 = device default, 16)
+
+    Result: u8 channel_mask, then one i32 zero per channel in the mask.
+    """
+
+    OPCODE: ClassVar[int] = Opcode.TARE
+    RESULT: ClassVar[type[Any]] = TareResult
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<BH")
+    channel_mask: int = 0
+    n_samples: int = 0
+
+    def encode_args(self) -> bytes:
+        return self.LAYOUT.pack(self.channel_mask, self.n_samples)
+
+    @classmethod
+    def decode_args(cls, args: bytes) -> Self:
+        _need(args, cls.LAYOUT.size, "Tare")
+        return cls(*cls.LAYOUT.unpack_from(args))
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCalibration(CommandBody[CalibrationChunk]):
+    """Read part of the calibration record blob.
+
+    Arguments: u16 offset, u8 max_length. Result: :class:`CalibrationChunk`.
+    """
+
+    OPCODE: ClassVar[int] = Opcode.READ_CALIBRATION
+    RESULT: ClassVar[type[Any]] = CalibrationChunk
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<HB")
+    offset: int
+    max_length: int
+
+    def encode_args(self) -> bytes:
+        return self.LAYOUT.pack(self.offset, self.max_length)
+
+    @classmethod
+    def decode_args(cls, args: bytes) -> Self:
+        _need(args, cls.LAYOUT.size, "ReadCalibration")
+        return cls(*cls.LAYOUT.unpack_from(args))
+
+
+@dataclass(frozen=True, slots=True)
+class WriteCalibration(CommandBody[EmptyResult]):
+    """Stage part of a new calibration record blob (nothing is stored until commit).
+
+    Arguments: u16 offset, u16 total_length, then the data bytes. Result: empty.
+    """
+
+    OPCODE: ClassVar[int] = Opcode.WRITE_CALIBRATION
+    RESULT: ClassVar[type[Any]] = EmptyResult
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<HH")
+    offset: int
+    total_length: int
+    data: bytes
+
+    def encode_args(self) -> bytes:
+        return self.LAYOUT.pack(self.offset, self.total_length) + self.data
+
+    @classmethod
+    def decode_args(cls, args: bytes) -> Self:
+        _need(args, cls.LAYOUT.size, "WriteCalibration")
+        offset, total = cls.LAYOUT.unpack_from(args)
+        return cls(offset, total, args[cls.LAYOUT.size :])
+
+
+@dataclass(frozen=True, slots=True)
+class CommitCalibration(CommandBody[EmptyResult]):
+    """Check the staged blob and store it in NVM with a new calibration id.
+
+    Arguments: u32 calibration_id, u16 total_length, u16 crc (CRC-16/IBM-3740
+    of the whole blob). CHECKSUM_MISMATCH when the staged bytes disagree.
+    """
+
+    OPCODE: ClassVar[int] = Opcode.COMMIT_CALIBRATION
+    RESULT: ClassVar[type[Any]] = EmptyResult
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<IHH")
+    calibration_id: int
+    total_length: int
+    crc: int
+
+    def encode_args(self) -> bytes:
+        return self.LAYOUT.pack(self.calibration_id, self.total_length, self.crc)
+
+    @classmethod
+    def decode_args(cls, args: bytes) -> Self:
+        _need(args, cls.LAYOUT.size, "CommitCalibration")
+        return cls(*cls.LAYOUT.unpack_from(args))
+
+
+@dataclass(frozen=True, slots=True)
+class ReadThresholds(CommandBody[Thresholds]):
+    """Result: the :class:`Thresholds` record in force."""
+
+    OPCODE: ClassVar[int] = Opcode.READ_THRESHOLDS
+    RESULT: ClassVar[type[Any]] = Thresholds
+
+
+@dataclass(frozen=True, slots=True)
+class WriteThresholds(CommandBody[Thresholds]):
+    """Store a :class:`Thresholds` record in NVM. Result: the record as stored."""
+
+    OPCODE: ClassVar[int] = Opcode.WRITE_THRESHOLDS
+    RESULT: ClassVar[type[Any]] = Thresholds
+    thresholds: Thresholds
+
+    def encode_args(self) -> bytes:
+        return self.thresholds.encode()
+
+    @classmethod
+    def decode_args(cls, args: bytes) -> Self:
+        return cls(Thresholds.decode(args))
+
+
+@dataclass(frozen=True, slots=True)
+class Reboot(CommandBody[EmptyResult]):
+    """Answer OK, then restart: sequence numbers and the device clock start over."""
+
+    OPCODE: ClassVar[int] = Opcode.REBOOT
+    RESULT: ClassVar[type[Any]] = EmptyResult
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus(CommandBody[Status]):
+    """Result: a Status payload."""
+
+    OPCODE: ClassVar[int] = Opcode.GET_STATUS
+    RESULT: ClassVar[type[Any]] = Status
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownCommand(CommandBody[Any]):
+    """A command whose opcode this version does not know (raw arguments kept)."""
+
+    opcode: int
+    args: bytes = b""
+
+    def encode_args(self) -> bytes:
+        return self.args
+
+    @property
+    def OPCODE(self) -> int:  # type: ignore[override]
+        return self.opcode
+
+
+COMMAND_BODIES: dict[int, type[CommandBody[Any]]] = {
+    cls.OPCODE: cls
+    for cls in (
+        Ping,
+        GetInfo,
+        StartStream,
+        StopStream,
+        SetStreamConfig,
+        GetStreamConfig,
+        Tare,
+        ReadCalibration,
+        WriteCalibration,
+        CommitCalibration,
+        ReadThresholds,
+        WriteThresholds,
+        Reboot,
+        GetStatus,
+    )
+}
+
+
 ResultType = (
     DeviceInfo
     | StreamConfig
@@ -540,22 +546,37 @@ ResultType = (
     | EmptyResult
 )
 
-RESULT_TYPES: dict[int, type] = {
-    Opcode.PING: PingResult,
-    Opcode.GET_INFO: DeviceInfo,
-    Opcode.START_STREAM: StreamConfig,
-    Opcode.STOP_STREAM: EmptyResult,
-    Opcode.SET_STREAM_CONFIG: StreamConfig,
-    Opcode.GET_STREAM_CONFIG: StreamConfig,
-    Opcode.TARE: TareResult,
-    Opcode.READ_CALIBRATION: CalibrationChunk,
-    Opcode.WRITE_CALIBRATION: EmptyResult,
-    Opcode.COMMIT_CALIBRATION: EmptyResult,
-    Opcode.READ_THRESHOLDS: Thresholds,
-    Opcode.WRITE_THRESHOLDS: Thresholds,
-    Opcode.REBOOT: EmptyResult,
-    Opcode.GET_STATUS: Status,
-}
+RESULT_TYPES: dict[int, type[Any]] = {cls.OPCODE: cls.RESULT for cls in COMMAND_BODIES.values()}
+"""Opcode -> result class, from the command bodies' ``RESULT``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command(Message):
+    """A command frame: request id plus a typed body."""
+
+    TYPE: ClassVar[int] = MessageType.COMMAND
+    request_id: int
+    body: CommandBody[Any]
+
+    @property
+    def opcode(self) -> int:
+        return int(self.body.OPCODE)
+
+    def encode(self) -> bytes:
+        return struct.pack("<HB", self.request_id, self.opcode) + self.body.encode_args()
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Self:
+        _need(payload, 3, "Command")
+        request_id, opcode = struct.unpack_from("<HB", payload)
+        args = payload[3:]
+        body_cls = COMMAND_BODIES.get(opcode)
+        if body_cls is None:
+            return cls(request_id, UnknownCommand(opcode, args))
+        try:
+            return cls(request_id, body_cls.decode_args(args))
+        except MessageError as exc:
+            raise BadCommandArguments(str(exc), request_id, opcode) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -598,7 +619,7 @@ class Response(Message):
         result_cls = RESULT_TYPES.get(self.opcode)
         if result_cls is None:
             raise MessageError(f"no result layout for opcode {self.opcode:#04x}")
-        return result_cls.decode(self.result)  # type: ignore[attr-defined,no-any-return]
+        return result_cls.decode(self.result)  # type: ignore[no-any-return]
 
     def encode(self) -> bytes:
         return struct.pack("<HBB", self.request_id, self.opcode, int(self.status)) + self.result

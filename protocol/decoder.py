@@ -321,7 +321,7 @@ class StreamDecoder(_DecoderBase):
         dec_start = starts[candidates] + 1
         dec_len = enc_len - 1
         cobs_ok = cobs_ok[candidates]
-        mv = memoryview(dec)
+        mv = dec.data  # the decoded bytes as a memoryview, sliced per frame below
         frames = map(mv.__getitem__, map(slice, dec_start.tolist(), (dec_start + dec_len).tolist()))
         crc_ok = np.array(list(map(crc_hqx, frames, repeat(0xFFFF)))) == 0
         head = dec[np.minimum(dec_start[:, None] + np.arange(HEADER_SIZE), dec.size - 1)]

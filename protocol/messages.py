@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum, IntFlag
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -317,7 +317,10 @@ class StreamConfig(Message):
         return cls(rate, mask, _enum(Encoding, enc), period, spb, bool(streaming), mfs)
 
 
-_SAMPLE_DTYPES = {Encoding.INT16: np.dtype("<i2"), Encoding.INT32: np.dtype("<i4")}
+_SAMPLE_DTYPES: dict[Encoding, np.dtype[Any]] = {
+    Encoding.INT16: np.dtype("<i2"),
+    Encoding.INT32: np.dtype("<i4"),
+}
 
 
 def decode_samples(

@@ -19,7 +19,12 @@ PATHS = {
     "sim": "sim://?scenario=calibration_bench&seed=1",
     # Unpaced, the pty floods the host faster than it decodes; 20x real time is plenty.
     "sim+pty": "sim+pty://?scenario=calibration_bench&seed=1&speed=20",
-    "sim+ble": "sim+ble://?scenario=calibration_bench&seed=1&mtu=247",
+    # BLE at the MTU current hosts exchange (247) and at the BLE default 23 (v1.1 fragments),
+    # through the bleak backend and through a real BLE stack (Bumble's virtual link).
+    "sim+ble": "sim+ble://?scenario=calibration_bench&seed=1",
+    "sim+ble-mtu23": "sim+ble://?scenario=calibration_bench&seed=1&mtu=23",
+    "sim+bumble": "sim+bumble://?scenario=calibration_bench&seed=1",
+    "sim+bumble-mtu23": "sim+bumble://?scenario=calibration_bench&seed=1&mtu=23",
 }
 TIMEOUT_S = 240
 

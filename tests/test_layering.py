@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = frozenset({"errors", "_version"})
 """Root modules every floor may import (the exception tree, the version)."""
 
-LIBRARY = frozenset({"protocol", "dsp", "firmware_sim", "host", "calibration"})
+LIBRARY = frozenset({"protocol", "dsp", "firmware_sim", "host", "calibration", "study"})
 
 FLOORS: dict[str, frozenset[str]] = {
     # floor -> the floors it may import (itself and SHARED always allowed)
@@ -45,6 +45,8 @@ FLOORS: dict[str, frozenset[str]] = {
     "firmware_sim": frozenset({"protocol"}),
     "host": frozenset({"protocol", "dsp"}),
     "calibration": frozenset({"protocol", "dsp", "host"}),
+    # batch analysis and reports for studies: sessions are read through host
+    "study": frozenset({"protocol", "dsp", "host"}),
     "cli": LIBRARY,
     "hil": LIBRARY | {"cli"},
     # root modules (knotsense/__init__.py, the lazy front door): the library, not the CLI
@@ -179,6 +181,8 @@ def target_of(module: str) -> str | None:
     parts = module.split(".")
     if len(parts) == 1 or parts[1] in SHARED:
         return None
+    if (ROOT / f"{parts[1]}.py").is_file():
+        return ""  # a root module (knotsense.aio, the async front door): the root floor
     return parts[1]
 
 

@@ -76,3 +76,25 @@ def test_package_data_is_in_the_wheel(wheel_names: set[str]) -> None:
 def test_tests_benchmarks_and_tools_stay_out_of_the_wheel(wheel_names: set[str]) -> None:
     outside = ("knotsense/tests/", "knotsense/benchmarks/", "knotsense/tools/")
     assert not [n for n in wheel_names if n.startswith(outside)]
+
+
+def test_runtime_dependencies_are_what_the_library_imports() -> None:
+    """pyserial-asyncio is a test tool (dev extra), not something the library needs."""
+    import ast
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert not any(d.startswith("pyserial-asyncio") for d in project["dependencies"])
+    assert any(d.startswith("pyserial-asyncio") for d in project["optional-dependencies"]["dev"])
+    outside = {"tests", "benchmarks", "tools", ".venv", "build"}
+    library = [p for p in ROOT.rglob("*.py") if p.relative_to(ROOT).parts[0] not in outside]
+    for path in library:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(n.split(".")[0] == "serial_asyncio" for n in names), path

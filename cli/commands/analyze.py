@@ -1,4 +1,4 @@
-"""``knotsense analyze FILE``: releases, rocking, overpressure and contacts in a session."""
+"""``knotsense analyze FILE``: releases, rocking, circling, overpressure and contacts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 from knotsense.cli.common import add_analysis_options, add_json_flag, print_json
 
 COMMAND = "analyze"
-HELP = "detect releases, rocking, overpressure and contacts in a session file"
+HELP = "detect releases, rocking (and its axis), circling, overpressure, contacts in a session"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,9 +33,22 @@ def _text(result: dict, path: str) -> str:
     lines.append(f"  rocking       {rock['count']} episode(s), {rock['time_s']:.1f} s")
     for e in result["events"]:
         if e["kind"] == "rocking":
+            axis = (
+                f"  axis {e['axis']:5.1f} deg, {e['extent']:.1f} mm"
+                if e.get("axis") is not None
+                else ""
+            )
             lines.append(
                 f"    {e['start']:9.2f} - {e['end']:9.2f} s  {e['frequency']:.2f} Hz"
-                f"  {e['cycles']} cycles  {e['peak_to_peak']:.1f} N p-p"
+                f"  {e['cycles']} cycles  {e['peak_to_peak']:.1f} N p-p{axis}"
+            )
+    circ = s.get("circling", {"count": 0, "time_s": 0.0})
+    lines.append(f"  circling      {circ['count']} episode(s), {circ['time_s']:.1f} s")
+    for e in result["events"]:
+        if e["kind"] == "circling":
+            lines.append(
+                f"    {e['start']:9.2f} - {e['end']:9.2f} s  {e['turns']:.1f} turns"
+                f" {e['direction']}  radius {e['radius']:.1f} mm  {e['rate']:.2f} turns/s"
             )
     if over["max_force_n"] is None:
         lines.append("  overpressure  not checked (no --max-force)")

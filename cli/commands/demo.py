@@ -32,8 +32,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from knotsense.cli.targets import output_folder
     from knotsense.host.demo import run_demo
     from knotsense.host.live import LineView
+
+    output_folder(str(args.output), "-o")
 
     view = None if args.json else (lambda state, device: LineView(state, every_s=60.0))
     if not args.json:

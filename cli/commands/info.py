@@ -1,19 +1,38 @@
-"""``knotsense info URL``: who the device is, its stream, status and calibration."""
+"""``knotsense info URL|FILE``: a device's identity and state, or what a recording holds.
+
+Given a device URL it asks the device (identity, stream configuration, status,
+calibration id, ping). Given a recording (``.ksr``, recognised by its magic
+bytes) or a CSV table it opens nothing and prints what the file holds; see
+:mod:`knotsense.cli.describe`. Any other path is refused in one line.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from knotsense.cli.common import add_device_argument, add_json_flag, print_json, run_async
+from knotsense.cli.common import add_json_flag, print_json, run_async
+from knotsense.cli.targets import DEVICE_EXAMPLES, FILE_SUFFIXES, Kind, kind_of
+from knotsense.errors import ConfigurationError
 
 COMMAND = "info"
-HELP = "show a device's identity, stream configuration, status and calibration id"
+HELP = "show a device's identity, stream, status and calibration, or what a recording holds"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    add_device_argument(parser)
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per command")
+    parser.add_argument(
+        "url",
+        metavar="URL|FILE",
+        help="a device URL (/dev/ttyACM0, ble://..., sim://?..., replay://FILE.ksr) to ask the "
+        "device, or a recording (.ksr) or CSV table to show what it holds",
+    )
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per device command")
+    parser.add_argument(
+        "--salvage",
+        action="store_true",
+        help="recordings: skip corrupt regions instead of failing",
+    )
     add_json_flag(parser)
 
 
@@ -33,9 +52,43 @@ async def _query(url: str, timeout: float) -> dict[str, Any]:
         return {"info": info, "stream_config": config, "status": status, "ping_s": rtt}
 
 
-def run(args: argparse.Namespace) -> int:
-    from knotsense.host.recording import jsonable
+def _file(args: argparse.Namespace, kind: Any) -> int:
+    """``info`` on a recording or a table: what the file holds."""
+    from knotsense.cli import describe
 
+    if kind is Kind.TABLE:
+        result = describe.table_info(Path(args.url))
+        text = describe.table_text
+    else:
+        result = describe.recording_info(Path(args.url), salvage=args.salvage)
+        text = describe.recording_text
+    if args.json:
+        print_json(result)
+    else:
+        print(text(result))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from knotsense.host.recording import SUFFIX, jsonable
+
+    kind = kind_of(args.url)
+    if kind in (Kind.RECORDING, Kind.TABLE) or (
+        kind is Kind.FILE and args.url.lower().endswith(SUFFIX)
+    ):  # a .ksr without the magic: the reader says what is wrong with it
+        return _file(args, kind)
+    if kind in (Kind.FILE, Kind.DIRECTORY) or (
+        kind is Kind.MISSING and Path(args.url).suffix.lower() in FILE_SUFFIXES
+    ):
+        what = {
+            Kind.MISSING: "does not exist",
+            Kind.DIRECTORY: "is a directory",
+            Kind.FILE: "is neither a recording nor a CSV table",
+        }[kind]
+        raise ConfigurationError(
+            f"info expects a device URL ({DEVICE_EXAMPLES}), a recording (.ksr) or a CSV "
+            f"table, but {args.url!r} {what}"
+        )
     result = run_async(_query(args.url, args.timeout))
     if args.json:
         print_json(jsonable(result))

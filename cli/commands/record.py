@@ -55,6 +55,33 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-force", type=positive_float, metavar="N", help="overpressure above this force"
     )
+    lab = parser.add_argument_group("Lab Streaming Layer (needs knotsense[lsl]; docs/lsl.md)")
+    lab.add_argument(
+        "--lsl",
+        action="store_true",
+        help="publish LSL outlets while recording: Force (N or counts) and Markers (JSON events)",
+    )
+    lab.add_argument("--lsl-name", default="", metavar="NAME", help="Force stream name")
+    lab.add_argument(
+        "--lsl-source-id",
+        default="",
+        metavar="ID",
+        help="Force stream source id (default knotsense:SERIAL:force)",
+    )
+    lab.add_argument(
+        "--lsl-wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for an inlet (LabRecorder) before streaming (default 0)",
+    )
+    lab.add_argument(
+        "--lsl-linger",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="at the end, keep the outlets up to S seconds for a connected inlet (default 1)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
     parser.add_argument(
         "--plain", action="store_true", help="plain status lines even on a terminal"
@@ -63,13 +90,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from knotsense.cli.targets import device_url, output_file
     from knotsense.dsp.pipeline import PipelineConfig
     from knotsense.host.record import load_calibration_record, record_session
+
+    device_url(args.url)
+    output_file(args.output, "-o", "a file name for the recording (.ksr)")
 
     config = PipelineConfig(
         release_threshold=args.release_threshold, hold=args.hold, max_force=args.max_force
     )
     record = None if args.calibration is None else load_calibration_record(args.calibration)
+    lsl = None
+    if args.lsl:
+        from knotsense.host.lsl import LslOptions, import_pylsl
+
+        import_pylsl()  # a missing extra fails before the device is touched
+        lsl = LslOptions(
+            name=args.lsl_name,
+            source_id=args.lsl_source_id,
+            wait_s=args.lsl_wait,
+            linger_s=args.lsl_linger,
+        )
+    elif args.lsl_name or args.lsl_source_id or args.lsl_wait or args.lsl_linger != 1.0:
+        from knotsense.errors import ConfigurationError
+
+        raise ConfigurationError(
+            "--lsl-name, --lsl-source-id, --lsl-wait and --lsl-linger need --lsl"
+        )
     result = run_async(
         record_session(
             args.url,
@@ -81,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
             calibration_record=record,
             overwrite=args.overwrite,
             view_factory=_view_factory(args),
+            lsl=lsl,
         )
     )
     if args.json:

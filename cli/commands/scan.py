@@ -80,6 +80,10 @@ async def _scan(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from knotsense.cli.targets import device_url
+
+    for port in args.port:
+        device_url(port, "--port")
     result = run_async(_scan(args))
     if args.json:
         print_json(result)

@@ -6,6 +6,7 @@ Examples::
     knotsense sim --scenario back_session --seed 3 --truth truth.json
     knotsense sim --pty --scenario back_session --seed 3        # prints /dev/pts/N first
     knotsense sim --pty --gauge --scenario calibration_bench --speed 50   # device, then gauge
+    knotsense sim --ble usb:0 --scenario back_session     # a real advertising BLE peripheral
 
 With ``--pty`` the slave path is the first line of stdout (flushed at once),
 so a script can read it and open the port; the device is served until
@@ -13,6 +14,12 @@ SIGINT or SIGTERM, after which the command exits 0. A link-drop fault hangs
 the port up like an unplugged USB device; when it comes back on a new pty
 its path is printed as a further line (``--link PATH`` keeps a stable
 symlink, like ``/dev/serial/by-id``).
+
+With ``--ble TRANSPORT`` the device's GATT service runs on a Bumble stack
+whose controller is the Bumble transport named (``usb:0`` for a USB dongle,
+``hci-socket:0``, ``serial:/dev/ttyACM0``, ``local`` for an in-process virtual
+link); the first line of stdout is ``NAME ADDRESS`` once it advertises, and
+it is served until SIGINT or SIGTERM (docs/hil.md).
 
 The simulator is imported inside :func:`run` only (DESIGN.md layering).
 """
@@ -30,12 +37,24 @@ from urllib.parse import urlencode
 from knotsense.errors import ConfigurationError, SimulationError
 
 COMMAND = "sim"
-HELP = "run the simulated massager on a pty, list its scenarios, or export ground truth"
+HELP = "run the simulated massager on a pty or BLE, list its scenarios, or export ground truth"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``knotsense sim`` (values are checked in :func:`run`, one-line errors)."""
     parser.add_argument("--pty", action="store_true", help="serve the device on a pseudo-terminal")
+    parser.add_argument(
+        "--ble",
+        metavar="TRANSPORT",
+        help="serve the device as a BLE peripheral on a Bumble controller: usb:0, "
+        "hci-socket:0, serial:/dev/ttyACM0, ... (needs the bumble extra)",
+    )
+    parser.add_argument(
+        "--ble-link",
+        default="1.1",
+        choices=("1.0", "1.1"),
+        help="with --ble: the BLE link layer (1.1 fragments, default; 1.0 one frame per packet)",
+    )
     parser.add_argument(
         "--list-scenarios", action="store_true", help="list the shipped scenarios and exit"
     )
@@ -72,18 +91,23 @@ def run(args: argparse.Namespace) -> int:
         flag
         for flag, on in (
             ("--pty", args.pty),
+            ("--ble", args.ble is not None),
             ("--list-scenarios", args.list_scenarios),
             ("--truth", args.truth is not None),
         )
         if on
     ]
     if len(actions) != 1:
-        raise ConfigurationError("give exactly one of --pty, --list-scenarios, --truth OUT.json")
+        raise ConfigurationError(
+            "give exactly one of --pty, --ble TRANSPORT, --list-scenarios, --truth OUT.json"
+        )
     if args.list_scenarios:
         return _list_scenarios(args)
     config = _config(args)
     if args.truth is not None:
         return _write_truth(config, Path(args.truth))
+    if args.ble is not None:
+        return _serve_ble(config, args)
     if args.drop not in ("hangup", "silent"):
         raise ConfigurationError(f"--drop must be hangup or silent, not {args.drop!r}")
     return _serve_pty(config, args)
@@ -171,4 +195,35 @@ def _serve_pty(config, args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return 0
+
+
+def _serve_ble(config, args: argparse.Namespace) -> int:
+    """Advertise the simulated device on a Bumble controller until SIGINT or SIGTERM."""
+    import asyncio
+
+    try:
+        from knotsense.firmware_sim.bumble_peripheral import BumblePeripheral
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"--ble needs Bumble: pip install 'knotsense[bumble]' ({exc.name or exc})"
+        ) from None
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, done.set)
+        peripheral = BumblePeripheral(config, transport=args.ble, link_version=args.ble_link)
+        try:
+            await peripheral.start()
+            sys.stdout.write(f"{peripheral.name} {peripheral.address}\n")
+            sys.stdout.flush()
+            await done.wait()
+        finally:
+            await peripheral.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    asyncio.run(serve())
     return 0

@@ -61,6 +61,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import asyncio
 
+    from knotsense.cli.targets import device_url
+
+    device_url(args.url)
     result = asyncio.run(_go(args))
     if args.json:
         print_json(result)

@@ -92,13 +92,20 @@ class OverpressureEpisode(Episode):
 
 @dataclass(frozen=True)
 class RockingEpisode(Episode):
-    """Deliberate oscillation: dominant frequency, cycles and swing."""
+    """Deliberate oscillation: dominant frequency, cycles and swing.
+
+    With channel positions known, ``axis`` is the principal direction of the
+    centre-of-pressure path (degrees in the device frame, 0 = +x, in [0, 180))
+    and ``extent`` its peak-to-peak travel along that axis (mm); else None.
+    """
 
     kind: ClassVar[str] = "rocking"
     frequency: float
     cycles: int
     peak_to_peak: float
     mean_force: float
+    axis: float | None = None
+    extent: float | None = None
 
 
 Event = Onset | Episode

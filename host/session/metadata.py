@@ -51,11 +51,10 @@ def calibration_from_metadata(
 ) -> Any:
     """The dsp Calibration for the streamed channels, from the metadata's ``calibration``.
 
-    The one place that knows the calibration record's layout in a recording.
-    The record is knotsense.calibration's (``"format": "knotsense-calibration"``,
-    docs/bench-guide.md): its ``channels`` hold one ``{"model": {...}}`` per
-    device channel, and its ``checksum`` (sha256 of the canonical JSON of the
-    rest) is checked here, as is the device serial when the metadata names one.
+    A calibration record (``"format": "knotsense-calibration"``,
+    docs/bench-guide.md) is checked completely by
+    :func:`knotsense.dsp.calibration_record.parse_record` (checksum, fields,
+    models, and the device serial when the metadata names one).
     Also accepted, for older files: ``Calibration.to_dict()`` output
     (``{"channels": [model, ...]}``) or a dict wrapping one under
     ``"calibration"`` or ``"models"``. Models are per device channel (picked by
@@ -68,37 +67,13 @@ def calibration_from_metadata(
     if record is None:
         return None
     from knotsense.dsp.calibration_models import Calibration
+    from knotsense.dsp.calibration_record import calibration_of, is_record, parse_record
 
-    if isinstance(record, Mapping) and record.get("format") == "knotsense-calibration":
-        import hashlib
-        import json
-
-        if record.get("schema_version") != 1:
-            raise CalibrationError(
-                f"calibration record schema {record.get('schema_version')!r} is not supported"
-            )
-        body = {k: v for k, v in record.items() if k != "checksum"}
-        try:
-            digest = hashlib.sha256(
-                json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
-            ).hexdigest()
-        except (TypeError, ValueError) as exc:
-            raise CalibrationError(f"calibration record is not serialisable: {exc}") from None
-        if record.get("checksum") != "sha256:" + digest:
-            raise CalibrationError("calibration record checksum mismatch (corrupted or edited)")
-        device = record.get("device") if isinstance(record.get("device"), Mapping) else {}
+    if is_record(record):
         info = metadata.get("device_info") or metadata.get("info")
         serial = info.get("serial_number") if isinstance(info, Mapping) else None
-        if serial and device.get("serial") and device.get("serial") != serial:
-            raise CalibrationError(
-                f"calibration record is for device {device.get('serial')}, not {serial}"
-            )
-        channels = record.get("channels")
-        if not isinstance(channels, list) or not all(
-            isinstance(c, Mapping) and isinstance(c.get("model"), Mapping) for c in channels
-        ):
-            raise CalibrationError("calibration record has no per-channel models")
-        record = {"channels": [c["model"] for c in channels]}
+        calibration = calibration_of(parse_record(record, serial=serial or None))
+        return _for_streamed(calibration, channel_ids, device_channels)
     if isinstance(record, Mapping) and "channels" not in record:
         for key in ("calibration", "models"):
             inner = record.get(key)
@@ -110,7 +85,13 @@ def calibration_from_metadata(
                 break
     if not isinstance(record, Mapping):
         raise CalibrationError("calibration in the metadata is not a record")
-    calibration = Calibration.from_dict(record)
+    return _for_streamed(Calibration.from_dict(record), channel_ids, device_channels)
+
+
+def _for_streamed(calibration: Any, channel_ids: Sequence[int], device_channels: int | None) -> Any:
+    """The models of the streamed channels: all of them, or picked by device channel."""
+    from knotsense.dsp.calibration_models import Calibration
+
     if calibration.channels == len(channel_ids):
         return calibration
     if calibration.channels == device_channels and max(channel_ids, default=0) < device_channels:

@@ -11,6 +11,8 @@ URL                                    transport
 ``sim://?scenario=..&seed=..``         simulator in-process (byte link)
 ``sim+pty://?...``                     simulator behind a pty, through pyserial
 ``sim+ble://?...``                     simulator behind bleak's public classes
+``bumble://usb:0/ADDRESS``             BLE through a Bumble host stack and controller
+``sim+bumble://?...``                  simulator as a Bumble peripheral, Bumble central
 ``replay://PATH?speed=X``              a recorded session played back
 =====================================  ==========================================
 
@@ -32,6 +34,8 @@ TRANSPORTS: dict[str, str] = {
     "sim+pty": "knotsense.host.transports.serial:SerialTransport",
     "ble": "knotsense.host.transports.ble:BleTransport",
     "sim+ble": "knotsense.host.transports.ble:SimBleTransport",
+    "bumble": "knotsense.host.transports.bumble:BumbleTransport",
+    "sim+bumble": "knotsense.host.transports.bumble:SimBumbleTransport",
     "sim": "knotsense.host.transports.sim:SimTransport",
     "replay": "knotsense.host.transports.replay:ReplayTransport",
 }

@@ -26,7 +26,7 @@ from bleak.exc import BleakError
 
 from knotsense.errors import ConfigurationError, DeviceNotFoundError, LinkLostError, TransportError
 from knotsense.host.transports.base import Transport
-from knotsense.host.transports.ble_framing import LinkFraming
+from knotsense.host.transports.ble_framing import LinkFraming, drain_packets
 from knotsense.protocol import Framing
 from knotsense.protocol.gatt import (
     CONTROL_CHAR_UUID,
@@ -168,20 +168,7 @@ class BleTransport(Transport):
             raise LinkLostError(f"BLE write failed: {exc}") from None
 
     async def receive(self, timeout: float) -> list[bytes]:
-        try:
-            first = await asyncio.wait_for(self._queue.get(), timeout)
-        except TimeoutError:
-            return []
-        items = [first]
-        while not self._queue.empty():
-            items.append(self._queue.get_nowait())
-        packets = [item for item in items if item is not _LOST]
-        if len(packets) < len(items):
-            if packets:
-                self._queue.put_nowait(_LOST)
-                return packets  # type: ignore[return-value]
-            raise LinkLostError("BLE device disconnected")
-        return packets  # type: ignore[return-value]
+        return await drain_packets(self._queue, timeout, _LOST)
 
 
 class SimBleTransport(BleTransport):

@@ -11,7 +11,10 @@ link characteristic (None when the device has none: a v1.0 device)::
 
 from __future__ import annotations
 
-from knotsense.errors import LinkTooSmallError, TransportError
+import asyncio
+from typing import Any
+
+from knotsense.errors import LinkLostError, LinkTooSmallError, TransportError
 from knotsense.protocol import MAX_FRAME_SIZE, frame_size_for_mtu
 from knotsense.protocol.fragment import (
     LINK_VERSION_FRAGMENTS,
@@ -81,3 +84,28 @@ class LinkFraming:
             for key, value in rx.stats.as_dict().items():
                 total[key] = total.get(key, 0) + value
         return total
+
+
+async def drain_packets(queue: asyncio.Queue[Any], timeout: float, lost: object) -> list[bytes]:
+    """Everything queued (waiting up to *timeout* for the first item); *lost* marks a disconnect.
+
+    Frames that arrived before the disconnect are returned first; the next
+    call then raises.
+
+    Raises:
+        LinkLostError: the link went away and nothing is left before the mark.
+    """
+    try:
+        first = await asyncio.wait_for(queue.get(), timeout)
+    except TimeoutError:
+        return []
+    items = [first]
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    packets = [item for item in items if item is not lost]
+    if len(packets) < len(items):
+        if packets:
+            queue.put_nowait(lost)
+            return packets
+        raise LinkLostError("BLE device disconnected")
+    return packets

@@ -113,6 +113,25 @@ def test_result_round_trip(pair: tuple[Response, object]) -> None:
     assert type(decoded.parse_result()) is RESULT_TYPES[response.opcode]
 
 
+def test_each_command_is_typed_with_the_result_it_parses() -> None:
+    """CommandBody[R].parse_result narrows to R by a cast; this keeps the cast true."""
+    import typing
+
+    for cls in COMMAND_BODIES.values():
+        (base,) = [b for b in cls.__orig_bases__ if typing.get_origin(b) is not None]
+        assert typing.get_args(base) == (cls.RESULT,), cls.__name__
+        assert RESULT_TYPES[cls.OPCODE] is cls.RESULT
+
+
+@SETTINGS
+@given(ok_responses())
+def test_a_command_parses_its_own_result(pair: tuple[Response, object]) -> None:
+    response, result = pair
+    body_cls = COMMAND_BODIES[response.opcode]
+    parsed = body_cls.parse_result(None, Response.decode(response.encode()))  # type: ignore[arg-type]
+    assert parsed == result and type(parsed) is body_cls.RESULT
+
+
 # --- forward compatibility ----------------------------------------------------------------
 
 tail = st.binary(min_size=1, max_size=16)
