@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,9 +48,16 @@ class BenchPoint:
     hold_s: float = 0.0
     t: float = 0.0
     step: int = -1
+    loaded_s: float | None = None
+    """Seconds the sensor had been under load (since the contact began) at the reading."""
+
+    @property
+    def t_known(self) -> bool:
+        """The reading's device time is known (a table without a ``t_s`` column has NaN)."""
+        return bool(np.isfinite(self.t))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "series": self.series,
             "direction": self.direction,
             "reference_n": round(self.reference_n, 5),
@@ -60,6 +65,11 @@ class BenchPoint:
             "position_mm": list(self.position_mm),
             "hold_s": self.hold_s,
         }
+        if self.loaded_s is not None:
+            d["loaded_s"] = round(self.loaded_s, 3)
+        if self.t_known:
+            d["t_s"] = round(self.t, 3)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BenchPoint:
@@ -70,6 +80,8 @@ class BenchPoint:
             tuple(float(v) for v in d["raw"]),
             position_mm=tuple(float(v) for v in d.get("position_mm", (0, 0))),  # type: ignore[arg-type]
             hold_s=float(d.get("hold_s", 0.0)),
+            loaded_s=None if d.get("loaded_s") is None else float(d["loaded_s"]),
+            t=float(d.get("t_s", np.nan)),
         )
 
 
@@ -85,6 +97,8 @@ class BenchData:
     plan: dict[str, Any] = field(default_factory=dict)
     reference: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    serial: str = ""
+    firmware: str = ""
 
     def shares(self, position: tuple[float, float]) -> np.ndarray:
         """Each channel's share of a load at *position* (rigid plate on equal springs)."""
@@ -156,6 +170,7 @@ class StepTracker:
         self._arrive: float | None = None
         self._creep_arrive: float | None = None
         self._step_started: float | None = None
+        self._contact_t: float | None = None  # when the current contact (load from rest) began
         self.waiting_for_confirm = manual and plan.preloads == 0
         self.reason = ""
         self._unstable = ""
@@ -328,6 +343,8 @@ class StepTracker:
         self.points.append(point)
         self._ready = end
         self._arrive = None
+        if step.direction != "creep":
+            self._creep_arrive = None  # a zero between creep dwells: the next one starts afresh
         self._step_started = None
         self.reason = ""
         self._unstable = ""
@@ -379,6 +396,13 @@ class StepTracker:
                 f"unstable readings: channel {ch} drifted {drift[ch]:.3g} counts during the "
                 f"{self.plan.read_s:g} s reading (limit {allowed[ch]:.3g})"
             )
+        loaded_s = None
+        if step.direction == "zero":
+            self._contact_t = None
+        else:
+            if self._contact_t is None:
+                self._contact_t = self._contact_start()
+            loaded_s = float(start + self.plan.read_s / 2 - self._contact_t)
         point = BenchPoint(
             step.series,
             step.direction,
@@ -390,8 +414,21 @@ class StepTracker:
             step.hold_s,
             float(start),
             step.index,
+            loaded_s,
         )
         return point, ""
+
+    def _contact_start(self) -> float:
+        """When the load last left rest before this step arrived (the reference rose past 2 %)."""
+        arrive = self._arrive if self._arrive is not None else self.t_now
+        if self.manual or self._rn == 0:
+            return arrive
+        rt, rv = self._rtb[: self._rn], self._rvb[: self._rn]
+        before = np.flatnonzero((rt <= arrive) & (rv <= 0.02 * self.plan.full_scale_n))
+        if before.size == 0:
+            return arrive
+        k = int(before[-1]) + 1
+        return float(rt[k]) if k < rt.size else arrive
 
     def _zero_raw(self, step: Step) -> np.ndarray | None:
         for p in reversed(self.points):
@@ -541,6 +578,8 @@ async def run_bench(
         plan.to_dict(),
         source.describe(),
         time.monotonic() - wall0,
+        info.serial_number,
+        info.firmware if isinstance(info.firmware, str) else ".".join(map(str, info.firmware)),
     )
 
 
@@ -597,83 +636,6 @@ def track_arrays(
         {"kind": "simulated", "dialect": "true force"},
         float(t[-1] - t[0]),
     )
-
-
-# --- bench tables ----------------------------------------------------------------
-
-
-def write_bench_csv(data: BenchData, path: str | Path) -> None:
-    """The bench table of ``calibrate fit`` (plus position and hold columns)."""
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            ["series", "direction", "reference_n"]
-            + [f"raw{i}" for i in range(data.channels)]
-            + ["x_mm", "y_mm", "hold_s"]
-        )
-        for p in data.points:
-            w.writerow(
-                [p.series, p.direction, f"{p.reference_n:.6g}"]
-                + [f"{v:.3f}" for v in p.raw]
-                + [f"{p.position_mm[0]:g}", f"{p.position_mm[1]:g}", f"{p.hold_s:g}"]
-            )
-
-
-def read_bench_csv(path: str | Path) -> BenchData:
-    """Read a bench table: ``series, direction (up/down), reference_n, raw0..rawN-1``.
-
-    Optional columns: ``x_mm, y_mm`` (load position), ``hold_s`` (creep rows,
-    direction ``creep``). Rows with ``reference_n`` 0 are zero readings.
-    """
-    p = Path(path)
-    try:
-        with open(p, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchDataError(f"cannot read {p}: {exc}") from None
-    if not rows:
-        raise BenchDataError(f"{p.name}: empty bench table")
-    head = [h.strip().lower() for h in rows[0]]
-    for need in ("series", "direction", "reference_n", "raw0"):
-        if need not in head:
-            raise BenchDataError(
-                f"{p.name}: header needs series, direction, reference_n, raw0..rawN-1 (no {need!r})"
-            )
-    raw_cols = []
-    while f"raw{len(raw_cols)}" in head:
-        raw_cols.append(head.index(f"raw{len(raw_cols)}"))
-    idx = {h: i for i, h in enumerate(head)}
-    points = []
-    for n, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        try:
-            direction = row[idx["direction"]].strip().lower()
-            ref = float(row[idx["reference_n"]])
-            if direction not in ("up", "down", "zero", "creep"):
-                raise ValueError(f"direction must be up or down, not {direction!r}")
-            if direction != "creep" and ref == 0:
-                direction = "zero"
-            raw = tuple(float(row[i]) for i in raw_cols)
-            pos = (
-                float(row[idx["x_mm"]]) if "x_mm" in idx and row[idx["x_mm"]].strip() else 0.0,
-                float(row[idx["y_mm"]]) if "y_mm" in idx and row[idx["y_mm"]].strip() else 0.0,
-            )
-            hold = (
-                float(row[idx["hold_s"]]) if "hold_s" in idx and row[idx["hold_s"]].strip() else 0.0
-            )
-            points.append(
-                BenchPoint(
-                    int(row[idx["series"]]), direction, ref, raw, position_mm=pos, hold_s=hold
-                )
-            )
-        except (ValueError, IndexError) as exc:
-            raise BenchDataError(f"{p.name}: line {n}: {exc}") from None
-        if not all(np.isfinite(points[-1].raw)) or not np.isfinite(ref):
-            raise BenchDataError(f"{p.name}: line {n}: not a finite number")
-    if not points:
-        raise BenchDataError(f"{p.name}: no bench rows")
-    return BenchData(tuple(points), len(raw_cols), reference={"kind": "file", "file": p.name})
 
 
 # --- validation ------------------------------------------------------------------

@@ -19,9 +19,9 @@ A plan is a TOML (or JSON) file the test engineer edits::
     directions = ["up"]         # "up", or "up" then "down" for reversibility
     position_mm = [0, 0]        # where the load sits on the knob (rotated positions)
 
-    [creep]                     # optional creep hold
-    force_pct = 80
-    read_at_s = [30, 300]
+    [creep]                     # optional creep dwell(s), each loaded from rest
+    force_pct = 80              # or a list: one dwell per level, e.g. [30, 60, 100]
+    read_at_s = [30, 300]       # two or more increasing times under load
 
 Each series starts and ends with a zero reading. The reference force is split
 over the channels by the knob's load sharing (a rigid plate on equal springs,
@@ -64,18 +64,37 @@ class Series:
 
 @dataclass(frozen=True)
 class Creep:
-    """A creep hold: the load held at ``force_pct`` and read at each of ``read_at_s``."""
+    """Creep dwells: a load applied from rest at each ``force_pct``, read at each ``read_at_s``.
 
-    force_pct: float = 80.0
-    read_at_s: tuple[float, float] = (30.0, 300.0)
+    ISO 376 reads one dwell at 30 s and 300 s. Several levels and read times
+    (e.g. 5, 15, 30, 100, 300 s at 30, 60 and 100 %) separate an FSR's drift
+    with time under load from its curve, which the ascending series alone
+    cannot: there the load and the time under load rise together.
+    """
+
+    force_pct: float | tuple[float, ...] = 80.0
+    read_at_s: tuple[float, ...] = (30.0, 300.0)
 
     def __post_init__(self) -> None:
         at = tuple(float(v) for v in self.read_at_s)
-        if len(at) != 2 or not 0 < at[0] < at[1]:
-            raise ConfigurationError("creep read_at_s must be two increasing times, e.g. [30, 300]")
-        if not 0 < self.force_pct <= 100:
-            raise ConfigurationError("creep force_pct must be in (0, 100]")
+        if len(at) < 2 or at[0] <= 0 or any(b <= a for a, b in itertools.pairwise(at)):
+            raise ConfigurationError(
+                "creep read_at_s must be two or more increasing times, e.g. [30, 300]"
+            )
+        levels = (
+            tuple(float(v) for v in self.force_pct)
+            if isinstance(self.force_pct, list | tuple)
+            else float(self.force_pct)
+        )
+        for lv in levels if isinstance(levels, tuple) else (levels,):
+            if not 0 < lv <= 100:
+                raise ConfigurationError("creep force_pct must be in (0, 100]")
         object.__setattr__(self, "read_at_s", at)
+        object.__setattr__(self, "force_pct", levels)
+
+    @property
+    def levels_pct(self) -> tuple[float, ...]:
+        return self.force_pct if isinstance(self.force_pct, tuple) else (self.force_pct,)
 
 
 @dataclass(frozen=True)
@@ -174,9 +193,16 @@ class BenchPlan:
                     add(k, "down", f, s.position_mm)
             add(k, "zero", 0.0, s.position_mm)
         if self.creep is not None:
-            f = self.full_scale_n * self.creep.force_pct / 100.0
-            for at in self.creep.read_at_s:
-                out.append(Step(len(out), 0, "creep", f, at, (0.0, 0.0), hold_s=at))
+            # One dwell: series 0 (the ISO layout); several: series n+1, n+2, ... with a
+            # zero reading after each, so every dwell is a contact of its own.
+            many = len(self.creep.levels_pct) > 1
+            for k, pct in enumerate(self.creep.levels_pct):
+                f = self.full_scale_n * pct / 100.0
+                series = len(self.series) + 1 + k if many else 0
+                for at in self.creep.read_at_s:
+                    out.append(Step(len(out), series, "creep", f, at, (0.0, 0.0), hold_s=at))
+                if many:
+                    out.append(Step(len(out), series, "zero", 0.0, self.zero_settle_s))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -189,8 +215,9 @@ class BenchPlan:
             for s in self.series
         ]
         if self.creep is not None:
+            fp = self.creep.force_pct
             d["creep"] = {
-                "force_pct": self.creep.force_pct,
+                "force_pct": list(fp) if isinstance(fp, tuple) else fp,
                 "read_at_s": list(self.creep.read_at_s),
             }
         return d
@@ -260,6 +287,30 @@ def default_plan() -> BenchPlan:
     return BenchPlan()
 
 
+def plan_for(sensor: str, full_scale_n: float = 250.0, series: int = 5) -> BenchPlan:
+    """The plan the two-branch models need, for either sensor kind.
+
+    *series* (at least 3; 5 by default) series, each loading then unloading
+    (both branches in every series, so a series can be held out to choose the
+    model), every other one at a rotated position: each series is one contact,
+    and a sensor's contact-to-contact repeatability averages out over them;
+    readings 30 s after each step; creep dwells from rest at 30, 60 and 100 %,
+    read 5, 15, 30, 100 and 300 s after the load arrives (an FSR's drift is
+    logarithmic in the time under load, and the dwells separate it from the
+    curve); the zero readings between series end every contact.
+    """
+    both = ("up", "down")
+    return BenchPlan(
+        name=f"{sensor}-branches",
+        full_scale_n=full_scale_n,
+        tolerance_n=min(0.5, 0.005 * full_scale_n),
+        series=tuple(
+            Series(both, (6.0, 0.0) if k % 2 else (0.0, 0.0)) for k in range(max(3, series))
+        ),
+        creep=Creep((30.0, 60.0, 100.0), (5.0, 15.0, 30.0, 100.0, 300.0)),
+    )
+
+
 def simulator_plan() -> BenchPlan:
     """The plan the simulator's ``calibration_bench`` scenario follows (same steps and timing)."""
     return BenchPlan(name="calibration_bench", preload_hold_s=5.0)
@@ -316,15 +367,18 @@ def plan_scenario_toml(
                 )
         segs.append({"kind": "step", "duration": zero, "force": 0, "ramp_s": 2, "cop_mm": pos})
     if plan.creep is not None:
-        f = plan.full_scale_n * plan.creep.force_pct / 100.0
-        segs.append(
-            {
-                "kind": "step",
-                "duration": plan.creep.read_at_s[1] + plan.read_s + 8,
-                "force": f,
-                "ramp_s": 2,
-            }
-        )
+        for pct in plan.creep.levels_pct:
+            f = plan.full_scale_n * pct / 100.0
+            segs.append(
+                {
+                    "kind": "step",
+                    "duration": plan.creep.read_at_s[-1] + plan.read_s + 8,
+                    "force": f,
+                    "ramp_s": 2,
+                }
+            )
+            if len(plan.creep.levels_pct) > 1:
+                segs.append({"kind": "step", "duration": zero, "force": 0, "ramp_s": 2})
     segs.append({"kind": "step", "duration": 10, "force": 0, "ramp_s": 2})
     lines = [
         f'name = "bench_{plan.name}"',

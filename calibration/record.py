@@ -93,6 +93,7 @@ def build_record(
             "figures": c.figures,
             "verdict": "pass" if c.passed else "fail",
             "failures": list(c.failures),
+            "model_selection": c.selection,
         }
         for c in fit.channels
     ]

@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_KINDS",
     "Calibration",
     "CalibrationModel",
+    "CalibrationStream",
     "LinearModel",
     "MonotoneModel",
     "PolynomialModel",
@@ -60,6 +61,11 @@ class CalibrationModel:
     @property
     def is_linear(self) -> bool:
         """True when the model is affine, so it commutes with averaging."""
+        return False
+
+    @property
+    def stateful(self) -> bool:
+        """True when the reading depends on the history (hysteresis branch, creep)."""
         return False
 
 
@@ -329,17 +335,33 @@ class Calibration:
                 f"calibration has {self.channels} channels, data has shape {arr.shape}"
             )
 
-    def apply(self, raw: ArrayLike) -> FloatArray:
-        """Newtons, shape ``(n, channels)``."""
+    @property
+    def stateful(self) -> bool:
+        """Some channel depends on the history: apply it with times, or through :meth:`stream`."""
+        return any(m.stateful for m in self.models)
+
+    def stream(self) -> CalibrationStream:
+        """A live calibrator from rest: ``process(t, raw)`` and ``reset()``."""
+        return CalibrationStream(self)
+
+    def apply(self, raw: ArrayLike, t: ArrayLike | None = None) -> FloatArray:
+        """Newtons, shape ``(n, channels)``.
+
+        With sample times *t* (s) a stateful calibration runs from rest over the
+        whole array (the same numbers as :meth:`stream`); without, every channel
+        reads as a load applied from rest at once (loading branch, no creep).
+        """
         arr = np.asarray(raw)
         self._check(arr)
+        if t is not None and self.stateful:
+            return self.stream().process(t, arr)
         if self.is_linear:
             gains, offsets = self.linear_coefficients()
             return arr * gains + offsets
         return np.stack([m.apply(arr[:, i]) for i, m in enumerate(self.models)], axis=1)
 
     def inverse(self, force: ArrayLike) -> FloatArray:
-        """Counts, shape ``(n, channels)``."""
+        """Counts, shape ``(n, channels)`` (a stateful model: its loading branch)."""
         arr = np.asarray(force, dtype=np.float64)
         self._check(arr)
         return np.stack([m.inverse(arr[:, i]) for i, m in enumerate(self.models)], axis=1)
@@ -353,3 +375,27 @@ class Calibration:
         if not isinstance(channels, Sequence) or isinstance(channels, str | bytes):
             raise CalibrationError("calibration record needs a 'channels' list")
         return cls(tuple(model_from_dict(c) for c in channels))
+
+
+class CalibrationStream:
+    """A :class:`Calibration` applied live, channel by channel; identical for any chunking."""
+
+    def __init__(self, calibration: Calibration) -> None:
+        self.calibration = calibration
+        self._streams = [m.stream() if m.stateful else None for m in calibration.models]  # type: ignore[attr-defined]
+
+    def reset(self) -> None:
+        """Every sensor at rest."""
+        for s in self._streams:
+            if s is not None:
+                s.reset()
+
+    def process(self, t: ArrayLike, raw: ArrayLike) -> FloatArray:
+        """Newtons for samples at times *t* (s), raw shape ``(n, channels)``."""
+        arr = np.asarray(raw)
+        self.calibration._check(arr)
+        tt = np.asarray(t, dtype=np.float64)
+        out = np.empty(arr.shape, dtype=np.float64)
+        for i, (m, s) in enumerate(zip(self.calibration.models, self._streams, strict=True)):
+            out[:, i] = m.apply(arr[:, i]) if s is None else s.process(tt, arr[:, i])
+        return out

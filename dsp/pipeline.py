@@ -137,6 +137,8 @@ class Pipeline:
             part.reset()
         for det in self.detectors:
             det.reset()
+        cal = self.config.calibration
+        self._calstream = cal.stream() if cal is not None and cal.stateful else None
         self.channels: int | None = None
         self._wvec: FloatArray | None = None
         self._empty: PipelineOutput | None = None
@@ -275,7 +277,10 @@ class Pipeline:
             if self._gains is not None:
                 total += self._offset_sum
         else:
-            chans[...] = c.calibration.apply(xx)
+            if self._calstream is not None:  # hysteresis / creep: the live, causal model
+                chans[...] = self._calstream.process(tt, xx)
+            else:
+                chans[...] = c.calibration.apply(xx)
             total = np.vecdot(chans, self._wvec)
         quality = self._quality
         quality.count_saturated(xx)

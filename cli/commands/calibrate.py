@@ -61,8 +61,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "fit", help="fit a bench table offline", description="fit a bench table offline"
     )
     p.add_argument("bench", metavar="BENCH.csv")
-    p.add_argument("--serial", default="unknown", help="device serial for the record")
-    p.add_argument("--firmware", default="", help="device firmware version for the record")
+    p.add_argument("--serial", help="device serial for the record (default: the table's)")
+    p.add_argument("--firmware", help="device firmware for the record (default: the table's)")
     p.add_argument(
         "--positions", metavar="X,Y;X,Y...", help="channel positions in mm (load sharing)"
     )
@@ -113,16 +113,52 @@ def _limits(args: argparse.Namespace) -> dict[str, Any] | None:
     return load_limits(args.limits)
 
 
+_SOURCES = {"inferred": "inferred", "table": "from the table", "option": "--sensor"}
+_FIGURES = {
+    # ISO 376 figures for a load cell; an FSR's own verdict: what it is, and how well
+    # the chosen model predicts series it was not fitted on.
+    "load_cell": (
+        ("repeatability", "pct_fs", "% FS"),
+        ("reproducibility", "pct_fs", "% FS"),
+        ("interpolation", "pct_reading", "% of reading"),
+        ("zero", "pct_fs", "% FS"),
+        ("reversibility", "pct_fs", "% FS"),
+        ("creep", "pct_fs", "% FS"),
+    ),
+    "fsr": (
+        ("repeatability", "pct_fs", "% FS"),
+        ("reversibility", "pct_fs", "% FS hysteresis"),
+        ("creep", "pct_reading", "% of reading"),
+        ("model", "pct_reading", "% of reading held-out p95"),
+    ),
+}
+
+
+def _figure_line(sensor: str, figures: dict[str, Any]) -> str:
+    parts = []
+    for name, basis, unit in _FIGURES.get(sensor, _FIGURES["load_cell"]):
+        value = (figures.get(name) or {}).get(basis)
+        label = "model" if name == "model" else name
+        parts.append(f"{label} {'-' if value is None else f'{value:.3g}'} {unit}")
+    return ", ".join(parts)
+
+
 def _summary(record: dict[str, Any], out: str, as_json: bool) -> int:
+    sensor = record["device"].get("sensor", "")
+    source = record["bench"].get("sensor_source", "device")
     if as_json:
         print_json(
             {
                 "output": out,
                 "serial": record["device"]["serial"],
+                "sensor": sensor,
+                "sensor_source": source,
                 "verdict": record["verdict"],
                 "channels": [
                     {
                         "model": c["model"]["kind"],
+                        "model_selection": c.get("model_selection", {}),
+                        "figures": c.get("figures", {}),
                         "verdict": c["verdict"],
                         "failures": c["failures"],
                     }
@@ -132,9 +168,12 @@ def _summary(record: dict[str, Any], out: str, as_json: bool) -> int:
         )
     else:
         print(f"calibration of {record['device']['serial']} -> {out}: {record['verdict'].upper()}")
+        print(f"  sensor kind: {sensor} ({_SOURCES.get(source, 'from the device')})")
         for i, c in enumerate(record["channels"]):
             why = "; ".join(c["failures"])
-            print(f"  ch{i} {c['model']['kind']:<10} {c['verdict']}{'  ' + why if why else ''}")
+            chosen = (c.get("model_selection") or {}).get("chosen", c["model"]["kind"])
+            print(f"  ch{i} {chosen:<24} {c['verdict']}{'  ' + why if why else ''}")
+            print(f"      {_figure_line(sensor, c.get('figures', {}))}")
     return 0 if record["verdict"] == "pass" else 1
 
 
@@ -206,7 +245,7 @@ def _progress_printer(as_json: bool):  # -> (hook, close)
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from knotsense.calibration.plan import default_plan, load_plan, simulator_plan
+    from knotsense.calibration.plan import load_plan, simulator_plan
 
     device_url(args.url)
     if not args.reference and not args.manual:
@@ -224,14 +263,14 @@ def _run(args: argparse.Namespace) -> int:
     elif _is_sim(url) and "calibration_bench" in url:
         plan = simulator_plan()
     else:
-        plan = default_plan()
+        plan = None  # the plan for the device's sensor kind (plan_for), once it answers
     hook, close = _progress_printer(args.json)
     try:
         record, data = asyncio.run(_run_async(args, url, plan, sim_ref, hook))
     finally:
         close()
-    from knotsense.calibration.bench import write_bench_csv
     from knotsense.calibration.record import save_record
+    from knotsense.calibration.table import write_bench_csv
 
     save_record(record, args.output)
     if args.bench_csv:
@@ -253,6 +292,11 @@ async def _run_async(
     source: Any = None
     try:
         info = await device.get_info()
+        if plan is None:
+            from knotsense.calibration.bench import _sensor_name
+            from knotsense.calibration.plan import plan_for
+
+            plan = plan_for(_sensor_name(info))
         if sim_ref:
             from knotsense.firmware_sim.gauge import GaugeServer
 
@@ -295,9 +339,11 @@ async def _run_async(
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from knotsense.calibration.bench import BenchData, read_bench_csv
+    from dataclasses import replace
+
     from knotsense.calibration.fitting import fit_bench
     from knotsense.calibration.record import build_record, save_record
+    from knotsense.calibration.table import infer_sensor, read_bench_csv
 
     data = read_bench_csv(input_file(args.bench, "a bench table (CSV)"))
     positions: tuple[tuple[float, float], ...] = ()
@@ -315,27 +361,26 @@ def _fit(args: argparse.Namespace) -> int:
             raise ConfigurationError(
                 f"--positions gives {len(positions)} channels, the table has {data.channels}"
             )
-    sensor = args.sensor or "load_cell"
-    data = BenchData(
-        data.points,
-        data.channels,
-        positions,
-        None,
-        sensor,
-        {"name": Path(args.bench).stem},
-        data.reference,
-    )
+    # The sensor kind: --sensor, else the table's header, else classified from the data.
+    if args.sensor:
+        sensor, source = args.sensor, "option"
+    elif data.sensor:
+        sensor, source = data.sensor, "table"
+    else:
+        sensor, source = infer_sensor(data), "inferred"
+    plan = {"name": Path(args.bench).stem, **data.plan}
+    data = replace(data, positions_mm=positions or data.positions_mm, sensor=sensor, plan=plan)
     fit = fit_bench(data, sensor, _limits(args))
     device = {
-        "serial": args.serial,
+        "serial": args.serial or data.serial or "unknown",
         "model": "",
-        "firmware": args.firmware,
+        "firmware": args.firmware or data.firmware,
         "hw_revision": 0,
         "sensor": sensor,
         "channels": data.channels,
         "adc_bits": 0,
     }
-    record = build_record(fit, data, device)
+    record = build_record(fit, data, device, bench={"sensor_source": source})
     save_record(record, args.output)
     return _summary(record, args.output, args.json)
 
@@ -372,7 +417,7 @@ def _apply(args: argparse.Namespace) -> int:
         )
     except (ValueError, IndexError) as exc:
         raise CalibrationError(f"{args.raw}: {exc}") from None
-    forces = cal.apply(raw)
+    forces = cal.apply(raw, t=t)  # a stateful model runs from rest along t
     try:
         with open(args.output, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh)

@@ -197,7 +197,9 @@ def load_session(path: str | os.PathLike[str], salvage: bool = False) -> Session
     except CalibrationError as exc:
         calibration_error = str(exc)
     if calibration is not None and channel_ids:
-        forces = calibration.apply(raw)
+        # With the times, a stateful model (hysteresis branch, creep) runs from rest over
+        # the whole session: the same numbers as the live pipeline's stream.
+        forces = calibration.apply(raw, t=t)
     elif (
         calibration_error is None
         and isinstance(device_info, DeviceInfo)

@@ -17,12 +17,11 @@ from knotsense.calibration.bench import (
     BenchData,
     BenchPoint,
     StepTracker,
-    read_bench_csv,
     validate,
-    write_bench_csv,
 )
 from knotsense.calibration.plan import BenchPlan, quick_plan
 from knotsense.calibration.sources import GaugeOverload, parse_imada, parse_mark10, to_newtons
+from knotsense.calibration.table import read_bench_csv, write_bench_csv
 from knotsense.cli.main import main
 from knotsense.errors import BenchDataError, CalibrationError, ConfigurationError
 from knotsense.firmware_sim.stand import SimStand
