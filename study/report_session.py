@@ -117,14 +117,14 @@ def _calibration_rows(meta: dict[str, Any]) -> list[tuple[str, Any]]:
 
 def session_page(path: str | os.PathLike[str], options: AnalysisOptions | None = None) -> str:
     """The HTML of the report for one session file."""
-    from knotsense.study.session_result import _device, load_and_analyse
+    from knotsense.study.session_result import device_fields, load_and_analyse
 
     table_, config, analysis = load_and_analyse(path, options)
     meta = dict(table_.meta)
     result = analysis.to_dict()
     s = result["summary"]
     q = s["signal_quality"]
-    device = _device(meta)
+    device = device_fields(meta)
     rel, rock, over = s["releases"], s["rocking"], s["overpressure"]
     summary_rows = [
         ("device", f"{device['device_serial']} {device['device_model'] or ''}".strip()),

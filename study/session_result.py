@@ -46,7 +46,8 @@ class SessionResult:
     analysis: dict[str, Any] = field(default_factory=dict)
 
 
-def _device(meta: Mapping[str, Any]) -> dict[str, Any]:
+def device_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Device and calibration identity of a session, from its metadata (sessions columns)."""
     info = meta.get("device_info")
     info = info if isinstance(info, Mapping) else {}
     firmware = info.get("firmware_version")
@@ -124,7 +125,7 @@ def analyse_source(path: str | Path, options: AnalysisOptions | None = None) -> 
     meta = dict(table.meta)
     result = analysis.to_dict()
     sid = session_id(path)
-    device = _device(meta)
+    device = device_fields(meta)
     s = result["summary"]
     rel, rock, over, q = s["releases"], s["rocking"], s["overpressure"], s["signal_quality"]
     circling = s.get("circling")

@@ -8,11 +8,13 @@ or one frame per packet (BLE: ``Framing.PACKET``). Subclasses implement
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Any, Self
 
+from knotsense.errors import LinkLostError
 from knotsense.protocol import MAX_FRAME_SIZE, Command, Framing, Response
 
 
@@ -135,3 +137,31 @@ class Transport(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+
+async def drain_queue(
+    queue: asyncio.Queue[Any], timeout: float, lost: object, why: str
+) -> list[Any]:
+    """Everything queued (waiting up to *timeout* for the first item); *lost* marks a disconnect.
+
+    Items that arrived before the disconnect are returned first; the mark is
+    put back, so the next call raises. Shared by the reader-thread and
+    notification transports.
+
+    Raises:
+        LinkLostError: the link went away (*why*) and nothing is left before the mark.
+    """
+    try:
+        first = await asyncio.wait_for(queue.get(), timeout)
+    except TimeoutError:
+        return []
+    items = [first]
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    kept = [item for item in items if item is not lost]
+    if len(kept) < len(items):
+        if kept:
+            queue.put_nowait(lost)
+            return kept
+        raise LinkLostError(why)
+    return kept

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from knotsense.errors import LinkLostError, LinkTooSmallError, TransportError
+from knotsense.errors import LinkTooSmallError, TransportError
+from knotsense.host.transports.base import drain_queue
 from knotsense.protocol import MAX_FRAME_SIZE, frame_size_for_mtu
 from knotsense.protocol.fragment import (
     LINK_VERSION_FRAGMENTS,
@@ -87,25 +88,5 @@ class LinkFraming:
 
 
 async def drain_packets(queue: asyncio.Queue[Any], timeout: float, lost: object) -> list[bytes]:
-    """Everything queued (waiting up to *timeout* for the first item); *lost* marks a disconnect.
-
-    Frames that arrived before the disconnect are returned first; the next
-    call then raises.
-
-    Raises:
-        LinkLostError: the link went away and nothing is left before the mark.
-    """
-    try:
-        first = await asyncio.wait_for(queue.get(), timeout)
-    except TimeoutError:
-        return []
-    items = [first]
-    while not queue.empty():
-        items.append(queue.get_nowait())
-    packets = [item for item in items if item is not lost]
-    if len(packets) < len(items):
-        if packets:
-            queue.put_nowait(lost)
-            return packets
-        raise LinkLostError("BLE device disconnected")
-    return packets
+    """Every notification queued (see :func:`~knotsense.host.transports.base.drain_queue`)."""
+    return await drain_queue(queue, timeout, lost, "BLE device disconnected")

@@ -24,7 +24,7 @@ import serial
 from serial.serialutil import SerialException
 
 from knotsense.errors import ConfigurationError, DeviceNotFoundError, LinkLostError, TransportError
-from knotsense.host.transports.base import Transport
+from knotsense.host.transports.base import Transport, drain_queue
 from knotsense.protocol import Framing
 
 DEFAULT_BAUD = 921_600
@@ -199,18 +199,5 @@ class SerialTransport(Transport):
         queue = self._queue
         if queue is None:
             raise LinkLostError(f"{self._target}: not open")
-        try:
-            first = await asyncio.wait_for(queue.get(), timeout)
-        except TimeoutError:
-            return []
-        items = [first]
-        while not queue.empty():
-            items.append(queue.get_nowait())
-        chunks = [item for item in items if item is not _LOST]
-        if len(chunks) < len(items):
-            if chunks:
-                # Deliver the data first; report the loss on the next call.
-                queue.put_nowait(_LOST)
-                return chunks  # type: ignore[return-value]
-            raise LinkLostError(f"{self._target}: read failed (device unplugged or port closed)")
-        return chunks  # type: ignore[return-value]
+        why = f"{self._target}: read failed (device unplugged or port closed)"
+        return await drain_queue(queue, timeout, _LOST, why)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli, one_line_error
 
 from knotsense.cli.main import main
 from knotsense.host.device import AsyncDevice, Samples
@@ -24,20 +25,6 @@ from knotsense.host.recording import MarkRecord, SessionReader
 from knotsense.host.session import load_session
 
 SIM = "sim://?scenario=quiet_baseline&seed=4"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str, command: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"knotsense {command}: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # --- bad input ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli, one_line_error
 
 from knotsense.cli.main import main
 from knotsense.firmware_sim.config import SimConfig
@@ -20,20 +21,6 @@ from knotsense.host.xdf import XdfWriter, read_xdf, stream_info_xml
 
 URL = "sim://?scenario=back_session&seed=3&rate=80&faults=drop:0.01,link_drop:40+1.5"
 THRESHOLD = "110"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line_error(err: str, command: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"knotsense {command}: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
